@@ -1,0 +1,33 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Membrane",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "membrane", targets: ["membrane"]),
+        .executable(name: "membrane-bench", targets: ["membrane-bench"]),
+        .library(name: "PolicyAPI", targets: ["PolicyAPI"]),
+        .library(name: "Policy", targets: ["Policy"]),
+        .library(name: "Cluster", targets: ["Cluster"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "PolicyAPI", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Policy", dependencies: ["PolicyAPI"]),
+        .target(name: "Cluster", dependencies: ["PolicyAPI", "Policy"]),
+        .executableTarget(name: "membrane", dependencies: [
+            "PolicyAPI", "Policy", "Cluster",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "membrane-bench", dependencies: ["PolicyAPI", "Policy", "Cluster"]),
+        .testTarget(name: "PolicyAPITests", dependencies: ["PolicyAPI"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "PolicyAPI"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI"]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI"],
+                    resources: [.copy("Scenarios")]),
+    ]
+)

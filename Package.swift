@@ -24,10 +24,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "membrane-bench", dependencies: ["PolicyAPI", "Policy", "Cluster"]),
-        .testTarget(name: "PolicyAPITests", dependencies: ["PolicyAPI"]),
+        .testTarget(name: "PolicyAPITests", dependencies: ["PolicyAPI"], exclude: ["Invalid", "Valid"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "PolicyAPI"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI"]),
-        .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI"],
-                    resources: [.copy("Scenarios")]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI", .product(name: "Yams", package: "Yams")],
+                    exclude: ["Scenarios"]),
     ]
 )

@@ -440,3 +440,11 @@ public struct PolicyEngine: Sendable {
         return Array(Set(out)).sorted()
     }
 }
+
+extension PolicyEngine {
+    /// The identity of a kube-apiserver address outside the cluster: `kube-apiserver` and `world`.
+    public mutating func apiServerIdentity(_ address: IPAddress) -> NumericIdentity {
+        allocateIdentity(LabelSet([ReservedIdentity.kubeAPIServer.label, worldLabel(ipv4: address.isIPv4),
+                                   CIDRLabel.label(for: IPPrefix(address: address, length: address.bitWidth))]), local: true).id
+    }
+}

@@ -116,11 +116,12 @@ public struct PolicyContext: Sendable {
 public enum RuleConverter {
     static let namespaceKey = WellKnownLabel.podNamespace
 
-    /// Scopes a peer selector of a namespaced policy to its namespace, unless it already names a namespace
-    /// (or namespace labels), or selects reserved identities. CCNP peers get "in some namespace".
+    /// Scopes a peer selector of a namespaced policy to its namespace, unless it already names the namespace
+    /// key or selects reserved identities (a selector on namespace labels alone stays in the policy's
+    /// namespace, as in Cilium). CCNP peers get "in some namespace": pods only, not reserved identities.
     static func scopePeer(_ sel: EndpointSelector, namespace: String?) -> EndpointSelector {
         if sel.constrains(source: LabelSource.reserved) { return sel }
-        if sel.constrains(key: namespaceKey) || sel.constrains(keyPrefix: WellKnownLabel.namespaceLabelsPrefix) { return sel }
+        if sel.constrains(key: namespaceKey) { return sel }
         if let namespace {
             return sel.adding([LabelRequirement(source: LabelSource.k8s, key: namespaceKey, operation: .in([namespace]))])
         }

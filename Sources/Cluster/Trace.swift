@@ -184,11 +184,13 @@ public struct PolicyTracer {
         if case .endpoint(let srcEP) = src.side {
             for (name, address) in req.dns {
                 let (ok, why) = dnsLookupSeenByProxy(source: srcEP, name: name)
-                if ok, let id = cluster.learnDNS(name: name, address: address) {
+                if !ok {
+                    dnsNotes.append("\(name) → \(address): not learned (\(why))")
+                } else if let id = cluster.learnDNS(name: name, address: address) {
                     learned[address] = id.id
                     dnsNotes.append("\(name) → \(address): identity \(id.id) (\(why))")
                 } else {
-                    dnsNotes.append("\(name) → \(address): not learned (\(why))")
+                    dnsNotes.append("\(name) → \(address): not learned (no toFQDNs selector in any policy matches the name)")
                 }
             }
         }

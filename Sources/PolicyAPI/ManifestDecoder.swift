@@ -41,7 +41,8 @@ public enum ManifestDecoder {
     /// The manifest files below a directory, sorted by path so that results are reproducible.
     static func manifestFiles(under dir: String) -> [String] {
         let base = URL(fileURLWithPath: dir)
-        guard let e = FileManager.default.enumerator(at: base, includingPropertiesForKeys: [.isRegularFileKey]) else {
+        guard let e = FileManager.default.enumerator(at: base, includingPropertiesForKeys: [.isRegularFileKey],
+                                                     options: [.skipsHiddenFiles]) else {
             return []
         }
         var out: [String] = []
@@ -88,7 +89,10 @@ struct ManifestAccumulator {
     mutating func decode(yaml: String, file: String) {
         var index = 0
         do {
-            var docs = try Yams.compose_all(yaml: yaml)
+            // `.basic` resolves every plain scalar to a string without regular expressions: Yams hashes mapping
+            // keys (duplicate-key check) through their resolved tag, which with the default resolver costs
+            // several regex matches per key. Numbers and booleans are recognised by `ScalarSyntax` instead.
+            var docs = try Yams.compose_all(yaml: yaml, .basic)
             while let root = docs.next() {
                 decodeDocument(root, file: file, index: index)
                 index += 1

@@ -34,7 +34,7 @@ final class DocumentReader {
 extension Node {
     /// True for an explicit YAML null (`~`, `null`, or an empty value): Kubernetes treats it as "absent".
     var isNull: Bool {
-        guard case .scalar(let s) = self, s.style == .plain, s.tag.rawValue.isEmpty else { return false }
+        guard case .scalar(let s) = self, s.style == .plain else { return false }
         switch s.string { case "", "~", "null", "Null", "NULL": return true; default: return false }
     }
 
@@ -45,7 +45,7 @@ extension Node {
     }
 
     var isPlainScalar: Bool {
-        if case .scalar(let s) = self { return s.style == .plain && s.tag.rawValue.isEmpty }
+        if case .scalar(let s) = self { return s.style == .plain }
         return false
     }
 
@@ -58,7 +58,7 @@ extension Node {
         case .scalar(let s):
             if isNull { return "null" }
             let text = s.string.count > 60 ? String(s.string.prefix(57)) + "..." : s.string
-            if s.style == .plain && s.tag.rawValue.isEmpty {
+            if s.style == .plain {
                 if ScalarSyntax.isBool(s.string) { return "a boolean \(text)" }
                 if ScalarSyntax.isNumber(s.string) { return "a number \(text)" }
             }

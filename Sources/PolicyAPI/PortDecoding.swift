@@ -277,7 +277,8 @@ extension DocumentReader {
         guard let f = fields(node, path, allowed: ["type", "family"]) else { return nil }
         let before = errors.count
         var family = IPFamily.ipv4
-        if let n = f["family"] {
+        // An empty family is IPv4, as in Cilium's code (the CRD default).
+        if let n = f["family"], n.scalarText != "" {
             family = enumValue(n, f.path("family"), [IPFamily.ipv4, .ipv6]) ?? .ipv4
         }
         var type: UInt8?

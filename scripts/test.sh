@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Membrane's whole test suite: unit, property, scenario and CLI tests. Privileged suites (later issues)
+# run when root or when CI is set, and say so when they skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install-deps.sh
+swift build --build-tests
+swift test --skip-build 2>&1 | tee /tmp/membrane-test.log

@@ -27,6 +27,7 @@ let package = Package(
         .testTarget(name: "PolicyAPITests", dependencies: ["PolicyAPI"], exclude: ["Invalid", "Valid"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "PolicyAPI"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI"]),
+        .testTarget(name: "CLITests", dependencies: ["membrane"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI", .product(name: "Yams", package: "Yams")],
                     exclude: ["Scenarios"]),
     ]

@@ -548,9 +548,9 @@ struct Options {
     var passes = 5
 }
 
-var jsonOnly = false
+nonisolated(unsafe) var jsonOnly = false
 func say(_ s: String = "") { if !jsonOnly { print(s) } }
-func flush() { fflush(stdout) }
+func flush() { fflush(nil) }
 
 struct Target {
     var label: String

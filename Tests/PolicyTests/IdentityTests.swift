@@ -41,7 +41,8 @@ import PolicyAPI
         #expect(id.id == 1)
         #expect(!isNew)
         // Reserved identities are never released.
-        #expect(!a.release(1))
+        let released = a.release(1)
+        #expect(!released)
         #expect(a.lookup(1) != nil)
     }
 
@@ -88,7 +89,8 @@ import PolicyAPI
             }
             // Same order always agrees, collision or not.
             var same = IdentityAllocator()
-            #expect(sets.map { same.allocate($0, local: false).identity.id } == expected)
+            let sameIDs = sets.map { same.allocate($0, local: false).identity.id }
+            #expect(sameIDs == expected)
         }
         #expect(Set(expected).count == sets.count)
     }
@@ -98,7 +100,8 @@ import PolicyAPI
         let s = LabelSet([k8s("app", "x")])
         #expect(IdentityAllocator.stableHash(s) == IdentityAllocator.stableHash(LabelSet([k8s("app", "x")])))
         var a = IdentityAllocator(); var b = IdentityAllocator()
-        #expect(a.allocate(s, local: false).identity.id == b.allocate(s, local: false).identity.id)
+        let x = a.allocate(s, local: false).identity.id, y = b.allocate(s, local: false).identity.id
+        #expect(x == y)
     }
 
     @Test func probingOnCollision() {
@@ -118,13 +121,15 @@ import PolicyAPI
         let id = a.allocate(labels, local: false).identity.id
         _ = a.allocate(labels, local: false)
         _ = a.allocate(labels, local: false)
-        #expect(!a.release(id))
-        #expect(!a.release(id))
+        let r1 = a.release(id), r2 = a.release(id)
+        #expect(!r1 && !r2)
         #expect(a.lookup(id) != nil)
-        #expect(a.release(id))
+        let r3 = a.release(id)
+        #expect(r3)
         #expect(a.lookup(id) == nil)
         #expect(a.lookup(labels: labels) == nil)
-        #expect(!a.release(id), "a released identity has no references left")
+        let r4 = a.release(id)
+        #expect(!r4, "a released identity has no references left")
         // Re-allocation gives the same number back (its home slot is free again).
         let again = a.allocate(labels, local: false)
         #expect(again.isNew)
@@ -133,8 +138,8 @@ import PolicyAPI
 
     @Test func releaseUnknownIsNoOp() {
         var a = IdentityAllocator()
-        #expect(!a.release(12345))
-        #expect(!a.release(2))
+        let r1 = a.release(12345), r2 = a.release(2)
+        #expect(!r1 && !r2)
         #expect(a.lookup(2) != nil)
     }
 }

@@ -107,15 +107,30 @@ public struct LabelFilter: Sendable {
         excludeExact: [],
         excludeContains: ["beta.kubernetes.io"])
 
+    /// Cilium's rule: the longest include match must be longer than the shortest exclude match
+    /// (a label no exclude pattern matches is kept).
     public func isRelevant(_ label: Label) -> Bool {
         if label.source == LabelSource.reserved { return true }
         let key = label.key
-        if key == WellKnownLabel.podNamespace { return true }
-        for p in includePrefixes where key.hasPrefix(p) { return true }
-        if excludeExact.contains(key) { return false }
-        for p in excludePrefixes where key.hasPrefix(p) { return false }
-        for c in excludeContains where key.contains(c) { return false }
-        return true
+        var included = 0
+        for p in includePrefixes where key.hasPrefix(p) { included = max(included, p.count) }
+        var ignored = Int.max
+        if excludeExact.contains(key) { ignored = key.count }
+        for p in excludePrefixes where key.hasPrefix(p) { ignored = min(ignored, p.count) }
+        for c in excludeContains {
+            // `.*c` matches greedily up to the end of the last occurrence.
+            if let end = LabelFilter.endOfLastOccurrence(of: c, in: key) { ignored = min(ignored, end) }
+        }
+        return ignored == Int.max || included > ignored
+    }
+
+    static func endOfLastOccurrence(of needle: String, in text: String) -> Int? {
+        let t = Array(text.utf8), n = Array(needle.utf8)
+        guard n.count <= t.count else { return nil }
+        for start in stride(from: t.count - n.count, through: 0, by: -1) where Array(t[start..<start + n.count]) == n {
+            return start + n.count
+        }
+        return nil
     }
 
     public func filter(_ labels: LabelSet) -> LabelSet { LabelSet(labels.labels.filter(isRelevant)) }

@@ -165,7 +165,13 @@ func resetPeakRSS() -> Bool {
 let namespaceKey = "k8s:" + WellKnownLabel.podNamespace
 let tiers = ["frontend", "backend", "db", "cache", "worker"]
 let envs = ["prod", "staging", "dev"]
-let appsPerNamespace = 40
+/// Apps per namespace: about three policies per app (a default deny, an allow-in, an allow-out), as far as
+/// the identities allow (at least one identity per app); the remaining identities are versions of the apps.
+func appsPerNamespace(identities: Int, policies: Int) -> Int {
+    let byPolicies = Int((Double(policies) / Double(namespaceCount * 3)).rounded())
+    let byIdentities = max(1, (identities - systemWorkloads.count) / namespaceCount)
+    return max(1, min(byIdentities, max(5, min(120, byPolicies))))
+}
 let namespaceCount = 50
 let teamCount = 10
 
@@ -208,7 +214,7 @@ let systemWorkloads: [(ns: String, key: String, app: String)] = [
 ]
 
 /// Allocates `count` pod identities (system workloads first, then ns × app × version).
-func generateIdentities(_ engine: inout PolicyEngine, count: Int) -> [Workload] {
+func generateIdentities(_ engine: inout PolicyEngine, count: Int, apps appsPerNamespace: Int) -> [Workload] {
     var out: [Workload] = []
     out.reserveCapacity(count)
     for (i, s) in systemWorkloads.enumerated() where out.count < count {
@@ -275,7 +281,11 @@ struct PolicyGenerator {
     let commonPorts: [UInt16] = [80, 443, 8080, 8443, 5432, 6379, 3306, 9090, 27017, 50051]
     let ranges: [(UInt16, UInt16)] = [(8000, 8099), (30000, 30999), (9000, 9010), (6000, 6063), (10250, 10259)]
 
-    init(seed: UInt64, appCount: Int) {
+    /// Namespace-wide policies are a couple per namespace, whatever the cluster size.
+    let namespaceWideShare: Double
+
+    init(seed: UInt64, appCount: Int, policies: Int) {
+        namespaceWideShare = min(0.03, 2.0 * Double(namespaceCount) / Double(max(1, policies)))
         var r = SplitMix64(seed: seed ^ 0xC1D2_0000_0000_0001)
         let firstOctets: [UInt32] = [3, 13, 18, 20, 23, 34, 35, 52, 54, 104, 142, 151, 185, 199, 204]
         var pool: [(IPPrefix, [IPPrefix])] = []
@@ -342,11 +352,16 @@ struct PolicyGenerator {
     mutating func podPeer() -> LabelSelector {
         let r = rng.unit()
         if r < 0.62 { return LabelSelector(matchLabels: ["app": app()]) }
-        if r < 0.72 { return LabelSelector(matchLabels: ["tier": rng.pick(tiers)]) }
+        if r < 0.70 { return LabelSelector(matchLabels: ["tier": rng.pick(tiers)]) }
         counters.crossNamespace += 1
-        if r < 0.92 { return LabelSelector(matchLabels: [namespaceKey: ns(), "app": app()]) }
-        return LabelSelector(matchLabels: ["k8s:" + WellKnownLabel.namespaceLabelsPrefix + "team": "team\(rng.int(teamCount))"],
-                             matchExpressions: [LabelSelectorRequirement(key: namespaceKey, operator: .exists)])
+        if r < 0.90 { return LabelSelector(matchLabels: [namespaceKey: ns(), "app": app()]) }
+        // By namespace labels (any namespace of a team): mostly one app there, sometimes every pod.
+        let team = "k8s:" + WellKnownLabel.namespaceLabelsPrefix + "team"
+        let anyNamespace = [LabelSelectorRequirement(key: namespaceKey, operator: .exists)]
+        if r < 0.98 {
+            return LabelSelector(matchLabels: [team: "team\(rng.int(teamCount))", "app": app()], matchExpressions: anyNamespace)
+        }
+        return LabelSelector(matchLabels: [team: "team\(rng.int(teamCount))"], matchExpressions: anyNamespace)
     }
 
     mutating func ingressRule() -> PolicyRule {
@@ -458,8 +473,8 @@ struct PolicyGenerator {
             counters.ccnp += 1
             let r = rng.unit()
             let subject: LabelSelector
-            if r < 0.85 { subject = LabelSelector(matchLabels: ["app": app(), "env": rng.pick(envs)]) }
-            else if r < 0.95 { subject = LabelSelector(matchLabels: ["app": app()]) }
+            if r < 0.88 { subject = LabelSelector(matchLabels: ["app": app(), "env": rng.pick(envs)]) }
+            else if r < 0.98 { subject = LabelSelector(matchLabels: ["app": app()]) }
             else { subject = LabelSelector(matchLabels: ["tier": rng.pick(tiers), "env": rng.pick(envs)]) }
             let ref = ResourceRef(kind: .ciliumClusterwideNetworkPolicy, namespace: nil, name: "ccnp-\(index)")
             return .cilium(CiliumPolicy(ref: ref, meta: ObjectMeta(name: ref.name, uid: "uid-\(index)"),
@@ -473,12 +488,12 @@ struct PolicyGenerator {
         counters.cnp += 1
         let r = rng.unit()
         let subject: LabelSelector
-        if r < 0.80 { subject = LabelSelector(matchLabels: ["app": app()]) }
-        else if r < 0.90 { subject = LabelSelector(matchLabels: ["tier": rng.pick(tiers)]) }
-        else if r < 0.94 { subject = LabelSelector(matchLabels: ["app": app(), "version": "v\(1 + rng.int(3))"]) }
-        else if r < 0.99 {
+        if r < namespaceWideShare { subject = LabelSelector() }  // namespace-wide (default deny, allow DNS, …)
+        else if r < 0.05 { subject = LabelSelector(matchLabels: ["tier": rng.pick(tiers)]) }
+        else if r < 0.09 { subject = LabelSelector(matchLabels: ["app": app(), "version": "v\(1 + rng.int(3))"]) }
+        else if r < 0.14 {
             subject = LabelSelector(matchExpressions: [LabelSelectorRequirement(key: "app", operator: .in, values: [app(), app()])])
-        } else { subject = LabelSelector() }  // namespace-wide
+        } else { subject = LabelSelector(matchLabels: ["app": app()]) }
         let ref = ResourceRef(kind: .ciliumNetworkPolicy, namespace: namespace, name: "cnp-\(index)")
         return .cilium(CiliumPolicy(ref: ref, meta: ObjectMeta(name: ref.name, namespace: namespace, uid: "uid-\(index)"),
                                     specs: [ciliumSpec(subject: subject)]))
@@ -585,12 +600,12 @@ func runPolicyBenchmark(_ cfg: Config, isConfigA: Bool) -> JSON {
     var rng = SplitMix64(seed: cfg.seed)
 
     // 1. Identities.
-    let (workloads, identityLoadMs) = timed { generateIdentities(&engine, count: cfg.identities) }
+    let appCount = appsPerNamespace(identities: cfg.identities, policies: cfg.policies)
+    let (workloads, identityLoadMs) = timed { generateIdentities(&engine, count: cfg.identities, apps: appCount) }
     let podWorkloads = workloads.filter { $0.appIndex >= 0 }
-    let appCount = min(appsPerNamespace, max(1, podWorkloads.count / namespaceCount))
 
     // 2. Policies: generate values, convert, upsert (no endpoints yet, as at agent start-up).
-    var gen = PolicyGenerator(seed: cfg.seed, appCount: appCount)
+    var gen = PolicyGenerator(seed: cfg.seed, appCount: appCount, policies: cfg.policies)
     let (generated, policyGenMs) = timed { (0..<cfg.policies).map { gen.policy($0) } }
     let context = engine.context
     let (converted, policyConvertMs) = timed { generated.map { $0.convert(context) } }

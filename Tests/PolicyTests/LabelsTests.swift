@@ -111,6 +111,14 @@ import PolicyAPI
         #expect(LabelFilter.cilium.isRelevant(k8s(key, "v")) == kept)
     }
 
+    /// Cilium keeps a label iff the longest include match is longer than the shortest exclude match
+    /// (pkg/labelsfilter filterLabels). `.*beta\.kubernetes\.io` matches 48 characters of this key, the
+    /// include `io\.cilium\.k8s\.namespace\.labels` only 30, so Cilium drops it.
+    @Test func betaNamespaceLabelIsExcludedDespiteNamespaceLabelsInclude() {
+        #expect(!LabelFilter.cilium.isRelevant(k8s("io.cilium.k8s.namespace.labels.beta.kubernetes.io/arch", "amd64")))
+        #expect(!LabelFilter.cilium.isRelevant(k8s("app.kubernetes.io.beta.kubernetes.io/x", "y")))
+    }
+
     @Test func reservedLabelsAlwaysKept() {
         #expect(LabelFilter.cilium.isRelevant(Label(source: "reserved", key: "io.kubernetes.whatever")))
         #expect(LabelFilter.cilium.isRelevant(reservedLabel("host")))

@@ -97,7 +97,7 @@ enum GenPeer: Hashable {
     case cidr(String, except: [String])
     case none
 }
-struct GenRule: Hashable { var peers: [GenPeer]; var ports: GenPorts }
+struct GenRule: Hashable { var peers: [GenPeer]; var ports: GenPorts; var requiresTier: String? = nil }
 struct GenPolicy: Hashable {
     var name: String
     var namespace: String?   // nil: CCNP
@@ -121,6 +121,7 @@ struct GenPolicy: Hashable {
 
     static func render(_ r: GenRule) -> PolicyRule {
         var p = PolicyRule()
+        if let t = r.requiresTier { p.requires = [sel(["tier": t])] }
         for peer in r.peers {
             switch peer {
             case .app(let a): p.endpoints = (p.endpoints ?? []) + [sel(["app": a])]
@@ -202,7 +203,7 @@ enum Generator {
             }
             ports = .ports(prs)
         }
-        return GenRule(peers: peers, ports: ports)
+        return GenRule(peers: peers, ports: ports, requiresTier: rng.chance(0.1) ? rng.pick(tiers) : nil)
     }
 
     static func policy(_ rng: inout SplitMix64, name: String) -> GenPolicy {
@@ -268,13 +269,27 @@ struct GroundTruth {
     func claims(_ dir: TrafficDirection, peer: NumericIdentity, proto: UInt8, port: UInt16) -> [Claim] {
         let selecting = policies.filter(\.selectsSubject)
         var out: [Claim] = []
+        // fromRequires of every selecting policy constrain every endpoint peer (allow and deny separately),
+        // each requirement scoped to its own policy's namespace.
+        func requirementsHold(deny: Bool) -> Bool {
+            for p in selecting {
+                for r in (deny ? p.lists[dir]?.deny : p.lists[dir]?.allow) ?? [] {
+                    guard let t = r.requiresTier else { continue }
+                    guard let pod = identities[peer]?.pod, pod.tier == t, p.namespace == nil || pod.ns == p.namespace else { return false }
+                }
+            }
+            return true
+        }
         let name = dir == .ingress ? "ingress" : "egress"
         for p in selecting {
             for (deny, rules) in [(true, p.lists[dir]?.deny), (false, p.lists[dir]?.allow)] {
                 for (i, r) in (rules ?? []).enumerated() {
                     let origin = "\(p.ref) spec.\(name)\(deny ? "Deny" : "")[\(i)]"
                     let wildcard = r.peers.contains(.entityAll) || (r.peers == [.none] && r.ports != .all)
-                    guard wildcard || r.peers.contains(where: { selected($0, peer, namespace: p.namespace) }) else { continue }
+                    let endpointPeer: (GenPeer) -> Bool = { if case .app = $0 { return true }; if case .tier = $0 { return true }; return $0 == .allInNamespace }
+                    guard wildcard || r.peers.contains(where: {
+                        selected($0, peer, namespace: p.namespace) && (!endpointPeer($0) || requirementsHold(deny: deny))
+                    }) else { continue }
                     switch r.ports {
                     case .all: out.append(Claim(deny: deny, length: 0, l7: nil, origin: origin))
                     case .icmp(let t):
@@ -299,7 +314,8 @@ struct GroundTruth {
         }
         if !enforced { out.append(Claim(deny: false, length: 0, l7: nil, origin: "allow-any-\(name)")) }
         else if !defaultDeny { out.append(Claim(deny: false, length: 0, l7: nil, origin: "allow-all-\(name)-no-default-deny")) }
-        if dir == .ingress && allowLocalhost && peer == 1 {
+        // (Membrane adds the allow-localhost key only where ingress is enforced; elsewhere allow-any covers it.)
+        if dir == .ingress && allowLocalhost && peer == 1 && enforced {
             out.append(Claim(deny: false, length: 0, l7: nil, origin: "allow-localhost-ingress"))
         }
         return out
@@ -443,7 +459,7 @@ func normalized(_ engine: PolicyEngine, _ ep: UInt16) -> [PolicyMapKey: Normaliz
             var rng = SplitMix64(seed: seed &* 7919)
             var engine = PolicyEngine()
             var identities: [NumericIdentity: LabelSet] = [:]
-            var policies: [String: GenPolicy] = [:]
+            var policies: [ResourceRef: GenPolicy] = [:]
             var endpoints: [UInt16: Identity] = [:]
             var log: [Op] = []
             for step in 0..<25 {
@@ -466,18 +482,22 @@ func normalized(_ engine: PolicyEngine, _ ep: UInt16) -> [PolicyMapKey: Normaliz
                 switch op.kind {
                 case .upsertIdentity(let id, let l): engine.upsertIdentity(Identity(id: id, labels: l)); identities[id] = l
                 case .removeIdentity(let id): engine.removeIdentity(id); identities[id] = nil
-                case .upsertPolicy(let p): engine.apply(p.render()); policies[p.name] = p
+                case .upsertPolicy(let p): engine.apply(p.render()); policies[p.ref] = p
                 case .removePolicy(let n):
-                    if let p = policies.removeValue(forKey: n) { engine.removePolicy(p.ref) }
-                    else { engine.removePolicy(cnpRef(n)) }
-                case .upsertEndpoint(let e, let i): engine.upsertEndpoint(EndpointSubject(id: e, identity: i)); endpoints[e] = i
+                    // The CNP default/pN, or the CCNP pN when there is one.
+                    let ref = policies[cnpRef(n, ns: nil)] != nil && rng.chance(0.5) ? cnpRef(n, ns: nil) : cnpRef(n)
+                    engine.removePolicy(ref); policies[ref] = nil
+                case .upsertEndpoint(let e, let i):
+                    engine.upsertEndpoint(EndpointSubject(id: e, identity: i)); endpoints[e] = i
+                    // An endpoint brings its identity into the cache; it stays after the endpoint goes.
+                    identities[i.id] = i.labels
                 case .removeEndpoint(let e): engine.removeEndpoint(e); endpoints[e] = nil
                 }
 
                 // From scratch: identities, policies, endpoints.
                 var fresh = PolicyEngine()
                 for (id, l) in identities.sorted(by: { $0.key < $1.key }) { fresh.upsertIdentity(Identity(id: id, labels: l)) }
-                for p in policies.values.sorted(by: { $0.name < $1.name }) { fresh.apply(p.render()) }
+                for p in policies.values.sorted(by: { $0.ref < $1.ref }) { fresh.apply(p.render()) }
                 for (e, i) in endpoints.sorted(by: { $0.key < $1.key }) { fresh.upsertEndpoint(EndpointSubject(id: e, identity: i)) }
 
                 #expect(engine.endpointIDs == fresh.endpointIDs)
@@ -494,10 +514,13 @@ func normalized(_ engine: PolicyEngine, _ ep: UInt16) -> [PolicyMapKey: Normaliz
                     for dir in TrafficDirection.allCases where engine.posture(e, dir) != fresh.posture(e, dir) {
                         mismatch = "endpoint \(e): posture \(dir) differs"
                     }
-                    if engine.selectingPolicies(e) != fresh.selectingPolicies(e) { mismatch = "endpoint \(e): selecting policies differ" }
+                    if engine.selectingPolicies(e) != fresh.selectingPolicies(e) {
+                        mismatch = "endpoint \(e): selecting policies differ: incremental \(engine.selectingPolicies(e)), fresh \(fresh.selectingPolicies(e))"
+                    }
                 }
                 if let mismatch {
-                    Issue.record("seed \(seed &* 7919) step \(step): \(mismatch)\nops:\n" + log.map { "  \($0)" }.joined(separator: "\n"))
+                    let ops = log.map { "  \($0)" }.joined(separator: "\n")
+                    Issue.record("seed \(seed &* 7919) step \(step): \(mismatch)\nops:\n\(ops)")
                     failures += 1
                     break
                 }

@@ -90,7 +90,7 @@ extension PolicyEngine {
     mutating func apply(_ p: CiliumPolicy) { apply(.ciliumPolicy(p), ref: p.ref) }
     mutating func apply(_ p: NetworkPolicy) { apply(.networkPolicy(p), ref: p.ref) }
 
-    func decide(_ ep: UInt16, _ dir: TrafficDirection, _ peer: NumericIdentity, _ proto: UInt8 = IPProtocol.tcp, _ port: UInt16) -> Decision {
+    func decide(_ ep: UInt16, _ dir: TrafficDirection, _ peer: NumericIdentity, _ proto: UInt8 = IPProtocol.tcp, port: UInt16) -> Decision {
         decision(mapState(ep)!, dir, peer, proto, port)
     }
 }

@@ -75,6 +75,8 @@ public struct PolicyEngine: Sendable {
     /// The repository: converted specs by policy, with the revision each was last changed in.
     public private(set) var policies: [ResourceRef: [PolicyRuleSpec]] = [:]
     public private(set) var policyRevisions: [ResourceRef: UInt64] = [:]
+    /// Policies by namespace ("" for cluster-scoped ones), so an endpoint only looks at those that can select it.
+    private var policiesByNamespace: [String: Set<ResourceRef>] = [:]
     /// Cluster-wide named ports, for egress rules with named ports.
     public private(set) var clusterNamedPorts: [String: Set<NamedPort>] = [:]
     /// CIDR identities for every prefix that policies name.
@@ -165,8 +167,9 @@ public struct PolicyEngine: Sendable {
         revision += 1
         policies[ref] = specs
         policyRevisions[ref] = revision
+        policiesByNamespace[ref.namespace ?? "", default: []].insert(ref)
         updatePrefixes(removing: old, adding: specs)
-        return regenerate(affectedBy: old + specs)
+        return regenerate(ref, affectedBy: old + specs)
     }
 
     @discardableResult
@@ -174,8 +177,9 @@ public struct PolicyEngine: Sendable {
         guard let old = policies.removeValue(forKey: ref) else { return [] }
         revision += 1
         policyRevisions[ref] = nil
+        policiesByNamespace[ref.namespace ?? ""]?.remove(ref)
         updatePrefixes(removing: old, adding: [])
-        return regenerate(affectedBy: old)
+        return regenerate(ref, affectedBy: old)
     }
 
     /// Converts and adds a decoded policy resource.
@@ -296,15 +300,82 @@ public struct PolicyEngine: Sendable {
         }
     }
 
-    @discardableResult
-    private mutating func regenerate(affectedBy specs: [PolicyRuleSpec]) -> [UInt16] {
+    /// Brings the endpoints a policy change affects up to date: those its old or new specs select.
+    private mutating func regenerate(_ ref: ResourceRef, affectedBy specs: [PolicyRuleSpec]) -> [UInt16] {
         var affected: [UInt16] = []
-        for (id, state) in endpoints where specs.contains(where: { selects($0, state.subject) }) || state.specs.contains(where: { ref in specs.contains { $0.ref == ref } }) {
+        for (id, state) in endpoints where state.specs.contains(ref) || specs.contains(where: { selects($0, state.subject) }) {
             affected.append(id)
         }
         affected.sort()
-        for id in affected { regenerate(id) }
+        for id in affected { update(id, forChangeOf: ref) }
         return affected
+    }
+
+    /// The specs that select an endpoint, in a stable order: only the policies of its namespace and the
+    /// cluster-scoped ones can.
+    private func selectingSpecs(_ subject: EndpointSubject) -> [PolicyRuleSpec] {
+        var refs = policiesByNamespace[""] ?? []
+        if !subject.isHost, let ns = subject.identity.labels.values(forKey: WellKnownLabel.podNamespace).first(where: { _ in true })?.value {
+            refs.formUnion(policiesByNamespace[ns] ?? [])
+        }
+        var out: [PolicyRuleSpec] = []
+        for ref in refs.sorted() { for spec in policies[ref] ?? [] where selects(spec, subject) { out.append(spec) } }
+        return out
+    }
+
+    private func directionState(_ subject: EndpointSubject, _ selecting: [PolicyRuleSpec])
+        -> (posture: [TrafficDirection: DirectionPosture], allow: [TrafficDirection: [LabelRequirement]], deny: [TrafficDirection: [LabelRequirement]]) {
+        var posture: [TrafficDirection: DirectionPosture] = [:]
+        var allow: [TrafficDirection: [LabelRequirement]] = [:]
+        var deny: [TrafficDirection: [LabelRequirement]] = [:]
+        for dir in TrafficDirection.allCases {
+            posture[dir] = self.posture(dir, subject: subject, selecting: selecting)
+            allow[dir] = selecting.flatMap { $0.allowRequirements[dir] ?? [] }
+            deny[dir] = selecting.flatMap { $0.denyRequirements[dir] ?? [] }
+        }
+        return (posture, allow, deny)
+    }
+
+    /// Applies one policy's change to one endpoint. When the endpoint's posture and requirements stay the
+    /// same, only that policy's claims are replaced (cost proportional to the policy); otherwise the
+    /// endpoint is recomputed.
+    private mutating func update(_ id: UInt16, forChangeOf ref: ResourceRef) {
+        var state = endpoints[id]!
+        let selecting = selectingSpecs(state.subject)
+        let (posture, allowReq, denyReq) = directionState(state.subject, selecting)
+        let sameShape = TrafficDirection.allCases.allSatisfy {
+            posture[$0]!.enforced == state.posture[$0]?.enforced && posture[$0]!.defaultDeny == state.posture[$0]?.defaultDeny
+        }
+        guard sameShape, allowReq == state.requirements, denyReq == state.denyRequirements else {
+            regenerate(id); return
+        }
+        state.posture = posture
+        state.specs = Array(Set(selecting.map(\.ref))).sorted()
+        let old = origins.byRef[ref] ?? []
+        var touched: Set<MapState.Slot> = [MapState.Slot(direction: .ingress, identity: 0), MapState.Slot(direction: .egress, identity: 0)]
+        for sid in state.selectorsByPolicy[ref] ?? [] {
+            for use in state.uses[sid] ?? [] where old.contains(use.template.origin) {
+                for n in selectorCache.selections(sid) { touched.insert(MapState.Slot(direction: use.direction, identity: n)) }
+            }
+        }
+        for slot in touched { _ = state.mapState.remove(where: { old.contains($0.origin) }, direction: slot.direction, identity: slot.identity) }
+        for sid in state.selectorsByPolicy.removeValue(forKey: ref) ?? [] {
+            state.uses[sid]?.removeAll { old.contains($0.template.origin) }
+            if state.uses[sid]?.isEmpty == true {
+                state.uses[sid] = nil
+                selectorUsers[sid]?.remove(id)
+                if selectorUsers[sid]?.isEmpty == true { selectorUsers[sid] = nil }
+            }
+            selectorCache.release(sid)
+        }
+        for spec in selecting where spec.ref == ref {
+            for dir in TrafficDirection.allCases where posture[dir]!.enforced {
+                for rule in spec.deny[dir] ?? [] { addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: true, touched: &touched) }
+                for rule in spec.allow[dir] ?? [] { addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: false, touched: &touched) }
+            }
+        }
+        state.mapState.resolve(touched)
+        endpoints[id] = state
     }
 
     /// Recomputes one endpoint's policy from the repository (the distillation of the deep dive).
@@ -312,17 +383,9 @@ public struct PolicyEngine: Sendable {
         var state = endpoints[id]!
         releaseSelectors(of: state)
         let subject = state.subject
-        var selecting: [PolicyRuleSpec] = []
-        for ref in policies.keys.sorted() {
-            for spec in policies[ref]! where selects(spec, subject) { selecting.append(spec) }
-        }
+        let selecting = selectingSpecs(subject)
         state = EndpointState(subject: subject, specs: Array(Set(selecting.map(\.ref))).sorted())
-
-        for dir in TrafficDirection.allCases {
-            state.posture[dir] = posture(dir, subject: subject, selecting: selecting)
-            state.requirements[dir] = selecting.flatMap { $0.allowRequirements[dir] ?? [] }
-            state.denyRequirements[dir] = selecting.flatMap { $0.denyRequirements[dir] ?? [] }
-        }
+        (state.posture, state.requirements, state.denyRequirements) = directionState(subject, selecting)
         var touched = Set<MapState.Slot>()
         for dir in TrafficDirection.allCases {
             let posture = state.posture[dir]!

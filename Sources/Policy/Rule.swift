@@ -38,12 +38,15 @@ public struct PolicyOrigin: Hashable, Sendable, Comparable, CustomStringConverti
 public struct OriginTable: Sendable {
     public private(set) var origins: [PolicyOrigin] = []
     private var index: [PolicyOrigin: OriginID] = [:]
+    /// The origins of each policy, so that a policy's claims can be found when it changes.
+    public private(set) var byRef: [ResourceRef: Set<OriginID>] = [:]
     public init() {}
 
     public mutating func intern(_ o: PolicyOrigin) -> OriginID {
         if let id = index[o] { return id }
         let id = OriginID(origins.count)
         origins.append(o); index[o] = id
+        if let ref = o.ref { byRef[ref, default: []].insert(id) }
         return id
     }
 

@@ -122,116 +122,201 @@ struct Contribution: Hashable, Sendable {
 
 /// The concrete policy of one endpoint: the policy map contents, and the one lookup that decides traffic.
 ///
-/// Rules contribute claims on keys (`raw`). Claims overlap: a deny on an identity for all ports and an
-/// allow on any identity for port 80, say. The datapath's lookup is two longest-prefix matches (the
-/// peer's identity and the wildcard identity 0), taking the entry with the longer L4 prefix and, on a tie,
-/// the peer's. `entries` is built so that this lookup returns, for every packet, the resolution of
-/// exactly the claims that cover it: the key set is closed under intersection of a peer's keys with the
-/// more specific wildcard keys, and each key's value is resolved from all claims that cover it.
-/// Resolution (Cilium's rule priority): any deny wins; otherwise the most specific covering allows decide,
-/// and a plain allow among them makes their L7 rules moot; no claim at all means default deny.
+/// Rules contribute claims on keys. Claims overlap: a deny on an identity for all ports and an allow on
+/// any identity for port 80, say. The datapath's lookup is two longest-prefix matches (the peer's identity
+/// and the wildcard identity 0), taking the entry with the longer L4 prefix and, on a tie, the peer's.
+/// The entries are built so that this lookup returns, for every packet, the resolution of exactly the
+/// claims that cover it (Cilium's rule priority: any deny wins; otherwise the most specific covering
+/// allows decide, and a plain allow among them makes their L7 rules moot; no claim means default deny):
+///
+/// - every claimed key is an entry, valued with the resolution of all claims covering it;
+/// - where a peer's claim contains a more specific any-peer key `w` and a deny of the peer covers `w`,
+///   `(peer, w)` is an entry too. Without it the lookup would pick the any-peer entry (longer prefix) and
+///   miss the peer's deny. No other intersection matters: the peer's allows are all shorter than `w`, so
+///   the most specific allows covering `w` are the any-peer ones either way.
+///
+/// Storage is compact because maps reach tens of thousands of entries: claims refer to interned
+/// contributions, entries to interned values, and keys are packed into 64 bits.
 public struct MapState: Sendable {
     struct Slot: Hashable, Sendable {
         var direction: TrafficDirection
         var identity: NumericIdentity
+        var packed: UInt64 { UInt64(identity) << 1 | UInt64(direction.rawValue) }
+        init(direction: TrafficDirection, identity: NumericIdentity) { self.direction = direction; self.identity = identity }
+        init(packed: UInt64) { direction = TrafficDirection(rawValue: UInt8(packed & 1))!; identity = NumericIdentity(packed >> 1) }
     }
 
-    private(set) var raw: [Slot: [L4Prefix: [Contribution]]] = [:]
-    public private(set) var entries: [PolicyMapKey: PolicyEntry] = [:]
-    private var finalKeys: [Slot: [L4Prefix]] = [:]
+    struct Claim: Hashable, Sendable {
+        var l4: L4Prefix
+        var contribution: UInt32
+    }
+
+    struct SlotState: Sendable {
+        var claims: [Claim] = []
+        /// The L4 keys of this slot's entries, to clear them when the slot is resolved again.
+        var keys: [L4Prefix] = []
+    }
+
+    private var contributions: [Contribution] = []
+    private var contributionIndex: [Contribution: UInt32] = [:]
+    private var slots: [UInt64: SlotState] = [:]
+    private var resolved: [UInt64: UInt32] = [:]
+    private var values: [PolicyEntry] = []
+    private var valueIndex: [PolicyEntry: UInt32] = [:]
+    /// Resolutions by the claims that cover a key (contribution and prefix length), which repeat a lot.
+    private var memo: [[UInt64]: UInt32] = [:]
 
     public init() {}
 
-    public var count: Int { entries.count }
+    public var count: Int { resolved.count }
+
+    static func pack(_ key: PolicyMapKey) -> UInt64 {
+        UInt64(key.identity) << 30 | UInt64(key.direction.rawValue) << 29 | UInt64(key.l4.proto) << 21
+            | UInt64(key.l4.port) << 5 | UInt64(key.l4.length)
+    }
+
+    static func unpack(_ k: UInt64) -> PolicyMapKey {
+        PolicyMapKey(direction: TrafficDirection(rawValue: UInt8(k >> 29 & 1))!, identity: NumericIdentity(k >> 30),
+                     l4: L4Prefix(proto: UInt8(k >> 21 & 0xff), port: UInt16(k >> 5 & 0xffff), length: UInt8(k & 0x1f)))
+    }
+
+    /// The entries, for display and comparison.
+    public var entries: [PolicyMapKey: PolicyEntry] {
+        var out: [PolicyMapKey: PolicyEntry] = [:]
+        out.reserveCapacity(resolved.count)
+        for (k, v) in resolved { out[MapState.unpack(k)] = values[Int(v)] }
+        return out
+    }
 
     // MARK: Claims
 
+    mutating func intern(_ c: Contribution) -> UInt32 {
+        if let id = contributionIndex[c] { return id }
+        let id = UInt32(contributions.count)
+        contributions.append(c); contributionIndex[c] = id
+        return id
+    }
+
+    @discardableResult
     mutating func add(_ c: Contribution, direction: TrafficDirection, identity: NumericIdentity, l4: L4Prefix) -> Bool {
-        let slot = Slot(direction: direction, identity: identity)
-        var claims = raw[slot, default: [:]][l4, default: []]
-        if claims.contains(c) { return false }
-        claims.append(c)
-        raw[slot, default: [:]][l4] = claims
+        add(intern(c), direction: direction, identity: identity, l4: l4)
+    }
+
+    @discardableResult
+    mutating func add(_ contribution: UInt32, direction: TrafficDirection, identity: NumericIdentity, l4: L4Prefix) -> Bool {
+        let claim = Claim(l4: l4, contribution: contribution)
+        let key = Slot(direction: direction, identity: identity).packed
+        if slots[key]?.claims.contains(claim) == true { return false }
+        slots[key, default: SlotState()].claims.append(claim)
         return true
     }
 
     mutating func remove(where predicate: (Contribution) -> Bool, direction: TrafficDirection, identity: NumericIdentity) -> Bool {
-        let slot = Slot(direction: direction, identity: identity)
-        guard var byL4 = raw[slot] else { return false }
-        var changed = false
-        for (l4, claims) in byL4 {
-            let kept = claims.filter { !predicate($0) }
-            if kept.count != claims.count {
-                changed = true
-                byL4[l4] = kept.isEmpty ? nil : kept
-            }
-        }
-        raw[slot] = byL4.isEmpty ? nil : byL4
-        return changed
+        let key = Slot(direction: direction, identity: identity).packed
+        guard let before = slots[key]?.claims.count, before > 0 else { return false }
+        slots[key]!.claims.removeAll { predicate(contributions[Int($0.contribution)]) }
+        return slots[key]!.claims.count != before
     }
 
     mutating func removeAll(where predicate: (Contribution) -> Bool) -> Set<Slot> {
         var touched = Set<Slot>()
-        for slot in Array(raw.keys) where remove(where: predicate, direction: slot.direction, identity: slot.identity) {
-            touched.insert(slot)
+        for key in Array(slots.keys) {
+            let slot = Slot(packed: key)
+            if remove(where: predicate, direction: slot.direction, identity: slot.identity) { touched.insert(slot) }
         }
         return touched
     }
 
     // MARK: Resolution
 
-    /// Recomputes the entries of the slots whose claims changed. A change on the wildcard identity
-    /// affects every identity of that direction.
-    mutating func resolve(_ slots: Set<Slot>) {
-        var todo = slots
-        for slot in slots where slot.identity == 0 {
-            for other in raw.keys where other.direction == slot.direction { todo.insert(other) }
-            for other in finalKeys.keys where other.direction == slot.direction { todo.insert(other) }
-        }
-        for slot in todo { resolveSlot(slot) }
-    }
+    /// The any-peer claims of one direction, grouped by key, with the prefix lengths in use.
+    struct WildcardIndex {
+        var byKey: [L4Prefix: [Claim]] = [:]
+        var lengths: [UInt8] = []
+        var keys: [L4Prefix] = []
 
-    mutating func resolveAll() { resolve(Set(raw.keys).union(finalKeys.keys)) }
+        init(_ claims: [Claim]) {
+            for c in claims { byKey[c.l4, default: []].append(c) }
+            keys = byKey.keys.sorted { $0.length < $1.length }
+            lengths = Array(Set(keys.map(\.length))).sorted()
+        }
 
-    private mutating func resolveSlot(_ slot: Slot) {
-        for l4 in finalKeys[slot] ?? [] {
-            entries[PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: l4)] = nil
-        }
-        let own = raw[slot] ?? [:]
-        let wildcard = slot.identity == 0 ? [:] : (raw[Slot(direction: slot.direction, identity: 0)] ?? [:])
-        var keys = Set(own.keys)
-        if !wildcard.isEmpty {
-            for s in own.keys { for w in wildcard.keys where w.length > s.length && s.contains(w) { keys.insert(w) } }
-        }
-        var stored: [L4Prefix] = []
-        stored.reserveCapacity(keys.count)
-        for key in keys {
-            if let entry = MapState.resolveClaims(covering: key, own: own, wildcard: wildcard) {
-                entries[PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: key)] = entry
-                stored.append(key)
-            }
-        }
-        finalKeys[slot] = stored.isEmpty ? nil : stored
-    }
-
-    /// Cilium's rule priority over the claims that cover `key`.
-    static func resolveClaims(covering key: L4Prefix, own: [L4Prefix: [Contribution]],
-                              wildcard: [L4Prefix: [Contribution]]) -> PolicyEntry? {
-        var denyOrigins: [OriginID] = []
-        var bestAllowLength: Int = -1
-        var best: [Contribution] = []
-        func visit(_ table: [L4Prefix: [Contribution]]) {
-            for (l4, claims) in table where l4.contains(key) {
-                for c in claims {
-                    if c.isDeny { denyOrigins.append(c.origin); continue }
-                    let len = Int(l4.length)
-                    if len > bestAllowLength { bestAllowLength = len; best = [c] }
-                    else if len == bestAllowLength { best.append(c) }
+        func covering(_ key: L4Prefix, into out: inout [UInt64]) {
+            for len in lengths where len <= key.length {
+                if let cs = byKey[L4Prefix(proto: key.proto, port: key.port, length: len)] {
+                    for c in cs { out.append(UInt64(c.contribution) << 8 | UInt64(len)) }
                 }
             }
         }
-        visit(own)
-        visit(wildcard)
+    }
+
+    /// Recomputes the entries of the slots whose claims changed. A change on the wildcard identity
+    /// affects every identity of that direction.
+    mutating func resolve(_ changed: Set<Slot>) {
+        var todo = changed
+        for slot in changed where slot.identity == 0 {
+            for key in slots.keys where Slot(packed: key).direction == slot.direction { todo.insert(Slot(packed: key)) }
+        }
+        var wildcards: [TrafficDirection: WildcardIndex] = [:]
+        for dir in TrafficDirection.allCases {
+            wildcards[dir] = WildcardIndex(slots[Slot(direction: dir, identity: 0).packed]?.claims ?? [])
+        }
+        resolved.reserveCapacity(resolved.count + todo.count)
+        for slot in todo { resolveSlot(slot, wildcards[slot.direction]!) }
+    }
+
+    mutating func resolveAll() { resolve(Set(slots.keys.map(Slot.init(packed:)))) }
+
+    private mutating func resolveSlot(_ slot: Slot, _ wildcard: WildcardIndex) {
+        let packedSlot = slot.packed
+        guard var state = slots.removeValue(forKey: packedSlot) else { return }
+        for l4 in state.keys { resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: l4))] = nil }
+        state.keys.removeAll(keepingCapacity: true)
+        let isWildcard = slot.identity == 0
+        var keys: [L4Prefix] = []
+        for c in state.claims where !keys.contains(c.l4) { keys.append(c.l4) }
+        if !isWildcard {
+            // Intersections with more specific any-peer keys, where one of this peer's denies covers them.
+            let denies = state.claims.filter { contributions[Int($0.contribution)].isDeny }.map(\.l4)
+            if !denies.isEmpty {
+                for w in wildcard.keys where !keys.contains(w) {
+                    if denies.contains(where: { $0.length < w.length && $0.contains(w) }) { keys.append(w) }
+                }
+            }
+        }
+        var signature: [UInt64] = []
+        for key in keys {
+            signature.removeAll(keepingCapacity: true)
+            for c in state.claims where c.l4.contains(key) { signature.append(UInt64(c.contribution) << 8 | UInt64(c.l4.length)) }
+            if !isWildcard { wildcard.covering(key, into: &signature) }
+            if signature.isEmpty { continue }
+            signature.sort()
+            let value: UInt32
+            if let v = memo[signature] {
+                value = v
+            } else {
+                guard let entry = MapState.resolveClaims(signature.map { (contributions[Int($0 >> 8)], Int($0 & 0xff)) }) else { continue }
+                if let v = valueIndex[entry] { value = v } else {
+                    value = UInt32(values.count); values.append(entry); valueIndex[entry] = value
+                }
+                memo[signature] = value
+            }
+            resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: key))] = value
+            state.keys.append(key)
+        }
+        if !state.claims.isEmpty || !state.keys.isEmpty { slots[packedSlot] = state }
+    }
+
+    /// Cilium's rule priority over the claims (with their prefix lengths) that cover one key.
+    static func resolveClaims(_ covering: [(Contribution, Int)]) -> PolicyEntry? {
+        var denyOrigins: [OriginID] = []
+        var bestAllowLength = -1
+        var best: [Contribution] = []
+        for (c, len) in covering {
+            if c.isDeny { denyOrigins.append(c.origin); continue }
+            if len > bestAllowLength { bestAllowLength = len; best = [c] }
+            else if len == bestAllowLength { best.append(c) }
+        }
         if !denyOrigins.isEmpty {
             return PolicyEntry(isDeny: true, l7: nil, authRequired: false, origins: sortedUnique(denyOrigins))
         }
@@ -265,7 +350,7 @@ public struct MapState: Sendable {
             for length in stride(from: 24, through: 0, by: -1) {
                 let key = PolicyMapKey(direction: direction, identity: id,
                                        l4: L4Prefix(proto: proto, port: port, length: UInt8(length)))
-                if let e = entries[key] { return (key, e) }
+                if let v = resolved[MapState.pack(key)] { return (key, values[Int(v)]) }
             }
             return nil
         }
@@ -281,8 +366,8 @@ public struct MapState: Sendable {
 
     /// The entries sorted for display.
     public var sortedEntries: [(key: PolicyMapKey, entry: PolicyEntry)] {
-        entries.map { ($0.key, $0.value) }.sorted { $0.key < $1.key }
+        resolved.map { (MapState.unpack($0.key), values[Int($0.value)]) }.sorted { $0.key < $1.key }
     }
 }
 
-func sortedUnique(_ xs: [OriginID]) -> [OriginID] { Array(Set(xs)).sorted() }
+func sortedUnique(_ xs: [OriginID]) -> [OriginID] { xs.count < 2 ? xs : Array(Set(xs)).sorted() }

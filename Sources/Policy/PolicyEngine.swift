@@ -139,7 +139,8 @@ public struct PolicyEngine: Sendable {
         var touched = Set<UInt16>()
         for sid in changedSelectors { touched.formUnion(selectorUsers[sid] ?? []) }
         for ep in touched {
-            var state = endpoints[ep]!
+            // Taken out so that the map state is uniquely referenced and mutates in place.
+            var state = endpoints.removeValue(forKey: ep)!
             for dir in TrafficDirection.allCases {
                 _ = state.mapState.remove(where: { $0.selector >= 0 }, direction: dir, identity: id)
             }
@@ -314,12 +315,14 @@ public struct PolicyEngine: Sendable {
     /// The specs that select an endpoint, in a stable order: only the policies of its namespace and the
     /// cluster-scoped ones can.
     private func selectingSpecs(_ subject: EndpointSubject) -> [PolicyRuleSpec] {
-        var refs = policiesByNamespace[""] ?? []
+        var refs = Array(policiesByNamespace[""] ?? [])
         if !subject.isHost, let ns = subject.identity.labels.values(forKey: WellKnownLabel.podNamespace).first(where: { _ in true })?.value {
-            refs.formUnion(policiesByNamespace[ns] ?? [])
+            refs += policiesByNamespace[ns] ?? []
         }
+        var hits: [ResourceRef] = []
+        for ref in refs where policies[ref]?.contains(where: { selects($0, subject) }) == true { hits.append(ref) }
         var out: [PolicyRuleSpec] = []
-        for ref in refs.sorted() { for spec in policies[ref] ?? [] where selects(spec, subject) { out.append(spec) } }
+        for ref in hits.sorted() { for spec in policies[ref]! where selects(spec, subject) { out.append(spec) } }
         return out
     }
 
@@ -349,16 +352,21 @@ public struct PolicyEngine: Sendable {
         guard sameShape, allowReq == state.requirements, denyReq == state.denyRequirements else {
             regenerate(id); return
         }
+        endpoints[id] = nil  // so that the map state mutates in place
         state.posture = posture
         state.specs = Array(Set(selecting.map(\.ref))).sorted()
         let old = origins.byRef[ref] ?? []
-        var touched: Set<MapState.Slot> = [MapState.Slot(direction: .ingress, identity: 0), MapState.Slot(direction: .egress, identity: 0)]
+        var touched = Set<MapState.Slot>()
         for sid in state.selectorsByPolicy[ref] ?? [] {
             for use in state.uses[sid] ?? [] where old.contains(use.template.origin) {
                 for n in selectorCache.selections(sid) { touched.insert(MapState.Slot(direction: use.direction, identity: n)) }
             }
         }
         for slot in touched { _ = state.mapState.remove(where: { old.contains($0.origin) }, direction: slot.direction, identity: slot.identity) }
+        // The any-peer slots are touched only when the policy had claims there.
+        for dir in TrafficDirection.allCases where state.mapState.remove(where: { old.contains($0.origin) }, direction: dir, identity: 0) {
+            touched.insert(MapState.Slot(direction: dir, identity: 0))
+        }
         for sid in state.selectorsByPolicy.removeValue(forKey: ref) ?? [] {
             state.uses[sid]?.removeAll { old.contains($0.template.origin) }
             if state.uses[sid]?.isEmpty == true {
@@ -474,8 +482,9 @@ public struct PolicyEngine: Sendable {
             for group in l4Groups {
                 let c = Contribution(isDeny: isDeny, l7: group.l7, authRequired: rule.authRequired, origin: origin, selector: sid.raw)
                 state.uses[sid, default: []].append(Use(direction: dir, l4: group.l4, template: c))
+                let cid = state.mapState.intern(c)
                 for id in selectorCache.selections(sid) {
-                    for l4 in group.l4 { _ = state.mapState.add(c, direction: dir, identity: id, l4: l4) }
+                    for l4 in group.l4 { state.mapState.add(cid, direction: dir, identity: id, l4: l4) }
                     touched.insert(MapState.Slot(direction: dir, identity: id))
                 }
             }

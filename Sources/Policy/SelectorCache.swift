@@ -23,6 +23,11 @@ public struct SelectorCache: Sendable {
     private var freeSlots: [Int32] = []
     private var byValue: [PeerSelector: SelectorID] = [:]
     private var identities: [NumericIdentity: IdentityFacts] = [:]
+    /// `key=value` → identities carrying that label, so that interning a selector evaluates only candidates.
+    private var identitiesByLabel: [String: Set<NumericIdentity>] = [:]
+    /// Selectors nobody references any more, kept (and kept current) because regenerating an endpoint
+    /// releases and re-interns the same selectors; purged when they outnumber the referenced ones.
+    private var unreferenced = Set<SelectorID>()
 
     /// `key=value` → label selectors that require it.
     private var labelIndex: [String: Set<SelectorID>] = [:]
@@ -35,7 +40,8 @@ public struct SelectorCache: Sendable {
 
     public init() {}
 
-    public var selectorCount: Int { byValue.count }
+    /// Selectors in use (cached unreferenced ones are not counted).
+    public var selectorCount: Int { byValue.count - unreferenced.count }
     public var identityCount: Int { identities.count }
     public var allIdentities: [Identity] { identities.values.map(\.identity).sorted() }
     public func identity(_ id: NumericIdentity) -> Identity? { identities[id]?.identity }
@@ -47,10 +53,15 @@ public struct SelectorCache: Sendable {
     public mutating func intern(_ selector: PeerSelector) -> SelectorID {
         if let id = byValue[selector] {
             entries[Int(id.raw)]!.references += 1
+            unreferenced.remove(id)
             return id
         }
         var selected = Set<NumericIdentity>()
-        for (n, facts) in identities where selector.selects(facts) { selected.insert(n) }
+        if case .labels(let s) = selector, let key = s.requirements.lazy.compactMap(\.indexKey).first {
+            for n in identitiesByLabel[key] ?? [] where selector.selects(identities[n]!) { selected.insert(n) }
+        } else {
+            for (n, facts) in identities where selector.selects(facts) { selected.insert(n) }
+        }
         let entry = Entry(selector: selector, selected: selected, references: 1)
         let id: SelectorID
         if let slot = freeSlots.popLast() {
@@ -63,15 +74,25 @@ public struct SelectorCache: Sendable {
         return id
     }
 
-    /// Drops one reference; the selector is forgotten with its last one.
+    /// Drops one reference. A selector without references stays cached until unreferenced selectors
+    /// outnumber referenced ones, then those are forgotten.
     public mutating func release(_ id: SelectorID) {
-        guard var e = entries[Int(id.raw)] else { return }
-        e.references -= 1
-        if e.references > 0 { entries[Int(id.raw)] = e; return }
-        entries[Int(id.raw)] = nil
-        freeSlots.append(id.raw)
-        byValue[e.selector] = nil
-        unindex(id, e.selector)
+        guard entries[Int(id.raw)] != nil else { return }
+        entries[Int(id.raw)]!.references -= 1
+        guard entries[Int(id.raw)]!.references == 0 else { return }
+        unreferenced.insert(id)
+        if unreferenced.count > 1024 && unreferenced.count * 2 > byValue.count { purgeUnreferenced() }
+    }
+
+    private mutating func purgeUnreferenced() {
+        for id in unreferenced {
+            guard let e = entries[Int(id.raw)] else { continue }
+            entries[Int(id.raw)] = nil
+            freeSlots.append(id.raw)
+            byValue[e.selector] = nil
+            unindex(id, e.selector)
+        }
+        unreferenced.removeAll()
     }
 
     private mutating func index(_ id: SelectorID, _ selector: PeerSelector) {
@@ -112,6 +133,7 @@ public struct SelectorCache: Sendable {
         if identities[identity.id] != nil { changed.formUnion(removeIdentity(identity.id)) }
         let facts = IdentityFacts(identity)
         identities[identity.id] = facts
+        for l in identity.labels.labels { identitiesByLabel[l.key + "=" + l.value, default: []].insert(identity.id) }
         for sid in candidates(facts) {
             if entries[Int(sid.raw)]!.selector.selects(facts),
                entries[Int(sid.raw)]!.selected.insert(identity.id).inserted {
@@ -125,6 +147,11 @@ public struct SelectorCache: Sendable {
     @discardableResult
     public mutating func removeIdentity(_ id: NumericIdentity) -> [SelectorID] {
         guard let facts = identities.removeValue(forKey: id) else { return [] }
+        for l in facts.identity.labels.labels {
+            let key = l.key + "=" + l.value
+            identitiesByLabel[key]?.remove(id)
+            if identitiesByLabel[key]?.isEmpty == true { identitiesByLabel[key] = nil }
+        }
         var changed: [SelectorID] = []
         for sid in Set(candidates(facts)) where entries[Int(sid.raw)]!.selected.remove(id) != nil {
             changed.append(sid)

@@ -19,8 +19,8 @@ import PolicyAPI
         #expect(decision(m, .ingress, 300, Self.T, 81) == .allow)
         #expect(decision(m, .ingress, 301, Self.T, 80) == .deny)
         #expect(decision(m, .ingress, 301, Self.T, 81) == .defaultDeny)
-        // The synthesized key: peer 300 gets its own deny at 80/TCP.
-        #expect(m.entries[PolicyMapKey(direction: .ingress, identity: 300, l4: .port(Self.T, 80))]?.isDeny == true)
+        // The any-peer deny is the longer prefix, so no peer-specific key is needed for it.
+        #expect(m.entries[PolicyMapKey(direction: .ingress, identity: 300, l4: .port(Self.T, 80))] == nil)
     }
 
     @Test func specificDenyBeatsWildcardAllowOnPort() {
@@ -31,6 +31,8 @@ import PolicyAPI
         #expect(decision(m, .egress, 300, Self.T, 80) == .deny)
         #expect(decision(m, .egress, 301, Self.T, 80) == .allow)
         #expect(decision(m, .ingress, 301, Self.T, 80) == .defaultDeny, "directions are independent")
+        // Here the peer's deny needs its own key at 80/TCP, or the longer any-peer allow would win.
+        #expect(m.entries[PolicyMapKey(direction: .egress, identity: 300, l4: .port(Self.T, 80))]?.isDeny == true)
     }
 
     @Test func mostSpecificAllowDecidesL7() {

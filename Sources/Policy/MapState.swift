@@ -165,6 +165,7 @@ public struct MapState: Sendable {
     private var valueIndex: [PolicyEntry: UInt32] = [:]
     /// Resolutions by the claims that cover a key (contribution and prefix length), which repeat a lot.
     private var memo: [[UInt64]: UInt32] = [:]
+    private var memoSingle: [UInt64: UInt32] = [:]
 
     public init() {}
 
@@ -206,8 +207,12 @@ public struct MapState: Sendable {
     mutating func add(_ contribution: UInt32, direction: TrafficDirection, identity: NumericIdentity, l4: L4Prefix) -> Bool {
         let claim = Claim(l4: l4, contribution: contribution)
         let key = Slot(direction: direction, identity: identity).packed
-        if slots[key]?.claims.contains(claim) == true { return false }
-        slots[key, default: SlotState()].claims.append(claim)
+        guard let index = slots.index(forKey: key) else {
+            slots[key] = SlotState(claims: [claim])
+            return true
+        }
+        if slots.values[index].claims.contains(claim) { return false }
+        slots.values[index].claims.append(claim)
         return true
     }
 
@@ -253,58 +258,78 @@ public struct MapState: Sendable {
     /// Recomputes the entries of the slots whose claims changed. A change on the wildcard identity
     /// affects every identity of that direction.
     mutating func resolve(_ changed: Set<Slot>) {
-        var todo = changed
+        var todo = Set(changed.map(\.packed))
         for slot in changed where slot.identity == 0 {
-            for key in slots.keys where Slot(packed: key).direction == slot.direction { todo.insert(Slot(packed: key)) }
+            for key in slots.keys where Slot(packed: key).direction == slot.direction { todo.insert(key) }
         }
-        var wildcards: [TrafficDirection: WildcardIndex] = [:]
-        for dir in TrafficDirection.allCases {
-            wildcards[dir] = WildcardIndex(slots[Slot(direction: dir, identity: 0).packed]?.claims ?? [])
-        }
-        resolved.reserveCapacity(resolved.count + todo.count)
-        for slot in todo { resolveSlot(slot, wildcards[slot.direction]!) }
+        resolve(packedSlots: Array(todo))
     }
 
-    mutating func resolveAll() { resolve(Set(slots.keys.map(Slot.init(packed:)))) }
+    /// Resolves every slot (after a full regeneration).
+    mutating func resolveAll() {
+        resolved.reserveCapacity(slots.count)
+        resolve(packedSlots: Array(slots.keys))
+    }
+
+    private mutating func resolve(packedSlots: [UInt64]) {
+        let wildcards = TrafficDirection.allCases.map {
+            WildcardIndex(slots[Slot(direction: $0, identity: 0).packed]?.claims ?? [])
+        }
+        for key in packedSlots {
+            let slot = Slot(packed: key)
+            resolveSlot(slot, wildcards[Int(slot.direction.rawValue)])
+        }
+    }
 
     private mutating func resolveSlot(_ slot: Slot, _ wildcard: WildcardIndex) {
-        let packedSlot = slot.packed
-        guard var state = slots.removeValue(forKey: packedSlot) else { return }
-        for l4 in state.keys { resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: l4))] = nil }
-        state.keys.removeAll(keepingCapacity: true)
+        guard let index = slots.index(forKey: slot.packed) else { return }
+        let claims = slots.values[index].claims
+        for l4 in slots.values[index].keys {
+            resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: l4))] = nil
+        }
         let isWildcard = slot.identity == 0
         var keys: [L4Prefix] = []
-        for c in state.claims where !keys.contains(c.l4) { keys.append(c.l4) }
+        for c in claims where !keys.contains(c.l4) { keys.append(c.l4) }
         if !isWildcard {
             // Intersections with more specific any-peer keys, where one of this peer's denies covers them.
-            let denies = state.claims.filter { contributions[Int($0.contribution)].isDeny }.map(\.l4)
+            let denies = claims.filter { contributions[Int($0.contribution)].isDeny }.map(\.l4)
             if !denies.isEmpty {
                 for w in wildcard.keys where !keys.contains(w) {
                     if denies.contains(where: { $0.length < w.length && $0.contains(w) }) { keys.append(w) }
                 }
             }
         }
+        var stored: [L4Prefix] = []
+        stored.reserveCapacity(keys.count)
         var signature: [UInt64] = []
         for key in keys {
             signature.removeAll(keepingCapacity: true)
-            for c in state.claims where c.l4.contains(key) { signature.append(UInt64(c.contribution) << 8 | UInt64(c.l4.length)) }
+            for c in claims where c.l4.contains(key) { signature.append(UInt64(c.contribution) << 8 | UInt64(c.l4.length)) }
             if !isWildcard { wildcard.covering(key, into: &signature) }
-            if signature.isEmpty { continue }
-            signature.sort()
-            let value: UInt32
-            if let v = memo[signature] {
-                value = v
-            } else {
-                guard let entry = MapState.resolveClaims(signature.map { (contributions[Int($0 >> 8)], Int($0 & 0xff)) }) else { continue }
-                if let v = valueIndex[entry] { value = v } else {
-                    value = UInt32(values.count); values.append(entry); valueIndex[entry] = value
-                }
-                memo[signature] = value
-            }
+            guard let value = value(for: &signature) else { continue }
             resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: key))] = value
-            state.keys.append(key)
+            stored.append(key)
         }
-        if !state.claims.isEmpty || !state.keys.isEmpty { slots[packedSlot] = state }
+        if claims.isEmpty && stored.isEmpty {
+            slots.remove(at: index)
+        } else {
+            slots.values[index].keys = stored
+        }
+    }
+
+    /// The interned value resolving the claims of a signature, memoized (most keys have one claim).
+    private mutating func value(for signature: inout [UInt64]) -> UInt32? {
+        if signature.isEmpty { return nil }
+        if signature.count == 1, let v = memoSingle[signature[0]] { return v }
+        signature.sort()
+        if signature.count > 1, let v = memo[signature] { return v }
+        guard let entry = MapState.resolveClaims(signature.map { (contributions[Int($0 >> 8)], Int($0 & 0xff)) }) else { return nil }
+        let value: UInt32
+        if let v = valueIndex[entry] { value = v } else {
+            value = UInt32(values.count); values.append(entry); valueIndex[entry] = value
+        }
+        if signature.count == 1 { memoSingle[signature[0]] = value } else { memo[signature] = value }
+        return value
     }
 
     /// Cilium's rule priority over the claims (with their prefix lengths) that cover one key.

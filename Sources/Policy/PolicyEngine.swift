@@ -92,6 +92,8 @@ public struct PolicyEngine: Sendable {
     struct EndpointState: Sendable {
         var subject: EndpointSubject
         var specs: [ResourceRef]
+        /// The specs that select the endpoint, in repository order (by policy, then spec).
+        var selecting: [PolicyRuleSpec] = []
         var posture: [TrafficDirection: DirectionPosture] = [:]
         var requirements: [TrafficDirection: [LabelRequirement]] = [:]
         var denyRequirements: [TrafficDirection: [LabelRequirement]] = [:]
@@ -99,6 +101,13 @@ public struct PolicyEngine: Sendable {
         var uses: [SelectorID: [Use]] = [:]
         /// Interned selectors by the policy that interned them, to release on change.
         var selectorsByPolicy: [ResourceRef?: [SelectorID]] = [:]
+    }
+
+    /// The slots a change touched, to resolve only those; a full regeneration resolves all and tracks none.
+    struct TouchedSlots {
+        var all = false
+        var slots = Set<MapState.Slot>()
+        mutating func insert(_ s: MapState.Slot) { if !all { slots.insert(s) } }
     }
 
     private var endpoints: [UInt16: EndpointState] = [:]
@@ -268,7 +277,18 @@ public struct PolicyEngine: Sendable {
     /// Adds or updates a local endpoint and computes its policy.
     public mutating func upsertEndpoint(_ subject: EndpointSubject) {
         if subject.identity.id > 10 && selectorCache.identity(subject.identity.id) == nil { upsertIdentity(subject.identity) }
-        if let old = endpoints[subject.id] { releaseSelectors(of: old) }
+        if let old = endpoints.removeValue(forKey: subject.id) { releaseSelectors(of: old) }
+        // Endpoints of one identity share one policy computation (all others are current here).
+        if var shared = endpoints.values.first(where: {
+            $0.subject.identity == subject.identity && $0.subject.isHost == subject.isHost && $0.subject.namedPorts == subject.namedPorts
+        }) {
+            shared.subject = subject
+            for sids in shared.selectorsByPolicy.values {
+                for sid in sids { selectorCache.retain(sid); selectorUsers[sid, default: []].insert(subject.id) }
+            }
+            endpoints[subject.id] = shared
+            return
+        }
         endpoints[subject.id] = EndpointState(subject: subject, specs: [])
         regenerate(subject.id)
     }
@@ -344,7 +364,13 @@ public struct PolicyEngine: Sendable {
     /// endpoint is recomputed.
     private mutating func update(_ id: UInt16, forChangeOf ref: ResourceRef) {
         var state = endpoints[id]!
-        let selecting = selectingSpecs(state.subject)
+        // Patch the selecting specs rather than scanning the repository again.
+        var selecting = state.selecting.filter { $0.ref != ref }
+        let added = (policies[ref] ?? []).filter { selects($0, state.subject) }
+        if !added.isEmpty {
+            let at = selecting.firstIndex { $0.ref > ref } ?? selecting.count
+            selecting.insert(contentsOf: added, at: at)
+        }
         let (posture, allowReq, denyReq) = directionState(state.subject, selecting)
         let sameShape = TrafficDirection.allCases.allSatisfy {
             posture[$0]!.enforced == state.posture[$0]?.enforced && posture[$0]!.defaultDeny == state.posture[$0]?.defaultDeny
@@ -354,15 +380,16 @@ public struct PolicyEngine: Sendable {
         }
         endpoints[id] = nil  // so that the map state mutates in place
         state.posture = posture
+        state.selecting = selecting
         state.specs = Array(Set(selecting.map(\.ref))).sorted()
         let old = origins.byRef[ref] ?? []
-        var touched = Set<MapState.Slot>()
+        var touched = TouchedSlots()
         for sid in state.selectorsByPolicy[ref] ?? [] {
             for use in state.uses[sid] ?? [] where old.contains(use.template.origin) {
                 for n in selectorCache.selections(sid) { touched.insert(MapState.Slot(direction: use.direction, identity: n)) }
             }
         }
-        for slot in touched { _ = state.mapState.remove(where: { old.contains($0.origin) }, direction: slot.direction, identity: slot.identity) }
+        for slot in touched.slots { _ = state.mapState.remove(where: { old.contains($0.origin) }, direction: slot.direction, identity: slot.identity) }
         // The any-peer slots are touched only when the policy had claims there.
         for dir in TrafficDirection.allCases where state.mapState.remove(where: { old.contains($0.origin) }, direction: dir, identity: 0) {
             touched.insert(MapState.Slot(direction: dir, identity: 0))
@@ -382,7 +409,7 @@ public struct PolicyEngine: Sendable {
                 for rule in spec.allow[dir] ?? [] { addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: false, touched: &touched) }
             }
         }
-        state.mapState.resolve(touched)
+        state.mapState.resolve(touched.slots)
         endpoints[id] = state
     }
 
@@ -392,9 +419,9 @@ public struct PolicyEngine: Sendable {
         releaseSelectors(of: state)
         let subject = state.subject
         let selecting = selectingSpecs(subject)
-        state = EndpointState(subject: subject, specs: Array(Set(selecting.map(\.ref))).sorted())
+        state = EndpointState(subject: subject, specs: Array(Set(selecting.map(\.ref))).sorted(), selecting: selecting)
         (state.posture, state.requirements, state.denyRequirements) = directionState(subject, selecting)
-        var touched = Set<MapState.Slot>()
+        var touched = TouchedSlots(all: true)
         for dir in TrafficDirection.allCases {
             let posture = state.posture[dir]!
             if !posture.enforced {
@@ -420,7 +447,7 @@ public struct PolicyEngine: Sendable {
                 addDerived(&state, .ingress, identity: ReservedIdentity.host.rawValue, origin: origin, touched: &touched)
             }
         }
-        state.mapState.resolve(touched)
+        state.mapState.resolveAll()
         endpoints[id] = state
     }
 
@@ -441,14 +468,14 @@ public struct PolicyEngine: Sendable {
     }
 
     private mutating func addDerived(_ state: inout EndpointState, _ dir: TrafficDirection, identity: NumericIdentity,
-                                     origin: OriginID, touched: inout Set<MapState.Slot>) {
+                                     origin: OriginID, touched: inout TouchedSlots) {
         let c = Contribution(isDeny: false, l7: nil, authRequired: false, origin: origin, selector: -1)
         _ = state.mapState.add(c, direction: dir, identity: identity, l4: .all)
         touched.insert(MapState.Slot(direction: dir, identity: identity))
     }
 
     private mutating func addRule(_ state: inout EndpointState, spec: PolicyRuleSpec, rule: PeerRule, dir: TrafficDirection,
-                                  isDeny: Bool, touched: inout Set<MapState.Slot>) {
+                                  isDeny: Bool, touched: inout TouchedSlots) {
         let origin = origins.intern(PolicyOrigin(ref: spec.ref, rulePath: rule.path, uid: spec.uid))
         // L4 prefixes, each with the L7 rules of its port rule.
         var l4Groups: [(l4: [L4Prefix], l7: L7Rules?)] = []

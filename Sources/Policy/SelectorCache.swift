@@ -74,6 +74,12 @@ public struct SelectorCache: Sendable {
         return id
     }
 
+    /// Takes one more reference on an interned selector.
+    public mutating func retain(_ id: SelectorID) {
+        entries[Int(id.raw)]!.references += 1
+        unreferenced.remove(id)
+    }
+
     /// Drops one reference. A selector without references stays cached until unreferenced selectors
     /// outnumber referenced ones, then those are forgotten.
     public mutating func release(_ id: SelectorID) {

@@ -152,9 +152,9 @@ public struct MapState: Sendable {
     }
 
     struct SlotState: Sendable {
-        var claims: [Claim] = []
+        var claims: SmallList<Claim> = .empty
         /// The L4 keys of this slot's entries, to clear them when the slot is resolved again.
-        var keys: [L4Prefix] = []
+        var keys: SmallList<L4Prefix> = .empty
     }
 
     private var contributions: [Contribution] = []
@@ -166,6 +166,8 @@ public struct MapState: Sendable {
     /// Resolutions by the claims that cover a key (contribution and prefix length), which repeat a lot.
     private var memo: [[UInt64]: UInt32] = [:]
     private var memoSingle: [UInt64: UInt32] = [:]
+    /// Scratch space for the claims covering one key, reused across keys.
+    private var signature: [UInt64] = []
 
     public init() {}
 
@@ -208,7 +210,7 @@ public struct MapState: Sendable {
         let claim = Claim(l4: l4, contribution: contribution)
         let key = Slot(direction: direction, identity: identity).packed
         guard let index = slots.index(forKey: key) else {
-            slots[key] = SlotState(claims: [claim])
+            slots[key] = SlotState(claims: .one(claim))
             return true
         }
         if slots.values[index].claims.contains(claim) { return false }
@@ -273,7 +275,7 @@ public struct MapState: Sendable {
 
     private mutating func resolve(packedSlots: [UInt64]) {
         let wildcards = TrafficDirection.allCases.map {
-            WildcardIndex(slots[Slot(direction: $0, identity: 0).packed]?.claims ?? [])
+            WildcardIndex(Array(slots[Slot(direction: $0, identity: 0).packed]?.claims ?? .empty))
         }
         for key in packedSlots {
             let slot = Slot(packed: key)
@@ -284,29 +286,30 @@ public struct MapState: Sendable {
     private mutating func resolveSlot(_ slot: Slot, _ wildcard: WildcardIndex) {
         guard let index = slots.index(forKey: slot.packed) else { return }
         let claims = slots.values[index].claims
-        for l4 in slots.values[index].keys {
+        slots.values[index].keys.forEach { l4 in
             resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: l4))] = nil
         }
         let isWildcard = slot.identity == 0
-        var keys: [L4Prefix] = []
-        for c in claims where !keys.contains(c.l4) { keys.append(c.l4) }
+        var keys = SmallList<L4Prefix>.empty
+        claims.forEach { c in if !keys.contains(c.l4) { keys.append(c.l4) } }
         if !isWildcard {
             // Intersections with more specific any-peer keys, where one of this peer's denies covers them.
-            let denies = claims.filter { contributions[Int($0.contribution)].isDeny }.map(\.l4)
+            var denies: [L4Prefix] = []
+            claims.forEach { c in if contributions[Int(c.contribution)].isDeny { denies.append(c.l4) } }
             if !denies.isEmpty {
                 for w in wildcard.keys where !keys.contains(w) {
                     if denies.contains(where: { $0.length < w.length && $0.contains(w) }) { keys.append(w) }
                 }
             }
         }
-        var stored: [L4Prefix] = []
-        stored.reserveCapacity(keys.count)
-        var signature: [UInt64] = []
-        for key in keys {
+        var stored = SmallList<L4Prefix>.empty
+        keys.forEach { key in
             signature.removeAll(keepingCapacity: true)
-            for c in claims where c.l4.contains(key) { signature.append(UInt64(c.contribution) << 8 | UInt64(c.l4.length)) }
+            claims.forEach { c in
+                if c.l4.contains(key) { signature.append(UInt64(c.contribution) << 8 | UInt64(c.l4.length)) }
+            }
             if !isWildcard { wildcard.covering(key, into: &signature) }
-            guard let value = value(for: &signature) else { continue }
+            guard let value = resolveSignature() else { return }
             resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: key))] = value
             stored.append(key)
         }
@@ -317,8 +320,8 @@ public struct MapState: Sendable {
         }
     }
 
-    /// The interned value resolving the claims of a signature, memoized (most keys have one claim).
-    private mutating func value(for signature: inout [UInt64]) -> UInt32? {
+    /// The interned value resolving the claims in `signature`, memoized (most keys have one claim).
+    private mutating func resolveSignature() -> UInt32? {
         if signature.isEmpty { return nil }
         if signature.count == 1, let v = memoSingle[signature[0]] { return v }
         signature.sort()

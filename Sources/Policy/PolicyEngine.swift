@@ -83,6 +83,11 @@ public struct PolicyEngine: Sendable {
     private var cidrPrefixes: [IPPrefix: Int] = [:]
     public private(set) var cidrIdentities: [IPPrefix: NumericIdentity] = [:]
 
+    struct PolicyDirection: Hashable, Sendable {
+        var ref: ResourceRef
+        var direction: TrafficDirection
+    }
+
     struct Use: Sendable {
         var direction: TrafficDirection
         var l4: [L4Prefix]
@@ -99,8 +104,8 @@ public struct PolicyEngine: Sendable {
         var denyRequirements: [TrafficDirection: [LabelRequirement]] = [:]
         var mapState = MapState()
         var uses: [SelectorID: [Use]] = [:]
-        /// Interned selectors by the policy that interned them, to release on change.
-        var selectorsByPolicy: [ResourceRef?: [SelectorID]] = [:]
+        /// Interned selectors by the policy and direction that interned them, to release on change.
+        var selectorsByPolicy: [PolicyDirection: [SelectorID]] = [:]
     }
 
     /// The slots a change touched, to resolve only those; a full regeneration resolves all and tracks none.
@@ -359,11 +364,11 @@ public struct PolicyEngine: Sendable {
         return (posture, allow, deny)
     }
 
-    /// Applies one policy's change to one endpoint. When the endpoint's posture and requirements stay the
-    /// same, only that policy's claims are replaced (cost proportional to the policy); otherwise the
-    /// endpoint is recomputed.
+    /// Applies one policy's change to one endpoint, a direction at a time. Where the direction's posture
+    /// and requirements stay the same, only that policy's claims are replaced (cost proportional to the
+    /// policy); otherwise that direction is rebuilt, and the other one left alone.
     private mutating func update(_ id: UInt16, forChangeOf ref: ResourceRef) {
-        var state = endpoints[id]!
+        guard var state = endpoints.removeValue(forKey: id) else { return }  // mutated in place, then put back
         // Patch the selecting specs rather than scanning the repository again.
         var selecting = state.selecting.filter { $0.ref != ref }
         let added = (policies[ref] ?? []).filter { selects($0, state.subject) }
@@ -372,45 +377,62 @@ public struct PolicyEngine: Sendable {
             selecting.insert(contentsOf: added, at: at)
         }
         let (posture, allowReq, denyReq) = directionState(state.subject, selecting)
-        let sameShape = TrafficDirection.allCases.allSatisfy {
-            posture[$0]!.enforced == state.posture[$0]?.enforced && posture[$0]!.defaultDeny == state.posture[$0]?.defaultDeny
+        var touched = TouchedSlots()
+        for dir in TrafficDirection.allCases {
+            let same = posture[dir]!.enforced == state.posture[dir]?.enforced
+                && posture[dir]!.defaultDeny == state.posture[dir]?.defaultDeny
+                && allowReq[dir] == state.requirements[dir] && denyReq[dir] == state.denyRequirements[dir]
+            state.posture[dir] = posture[dir]; state.requirements[dir] = allowReq[dir]; state.denyRequirements[dir] = denyReq[dir]
+            if same {
+                removeClaims(&state, of: [ref], dir, touched: &touched)
+                if posture[dir]!.enforced {
+                    for spec in selecting where spec.ref == ref { addRules(&state, spec, dir, touched: &touched) }
+                }
+            } else {
+                let refs = Set(state.selectorsByPolicy.keys.filter { $0.direction == dir }.map(\.ref))
+                removeClaims(&state, of: refs, dir, touched: &touched)
+                for id in [0, ReservedIdentity.host.rawValue] {
+                    if state.mapState.remove(where: { _ in true }, direction: dir, identity: id) {
+                        touched.insert(MapState.Slot(direction: dir, identity: id))
+                    }
+                }
+                addDirection(&state, dir, selecting, touched: &touched)
+            }
         }
-        guard sameShape, allowReq == state.requirements, denyReq == state.denyRequirements else {
-            regenerate(id); return
-        }
-        endpoints[id] = nil  // so that the map state mutates in place
-        state.posture = posture
         state.selecting = selecting
         state.specs = Array(Set(selecting.map(\.ref))).sorted()
-        let old = origins.byRef[ref] ?? []
-        var touched = TouchedSlots()
-        for sid in state.selectorsByPolicy[ref] ?? [] {
-            for use in state.uses[sid] ?? [] where old.contains(use.template.origin) {
-                for n in selectorCache.selections(sid) { touched.insert(MapState.Slot(direction: use.direction, identity: n)) }
-            }
-        }
-        for slot in touched.slots { _ = state.mapState.remove(where: { old.contains($0.origin) }, direction: slot.direction, identity: slot.identity) }
-        // The any-peer slots are touched only when the policy had claims there.
-        for dir in TrafficDirection.allCases where state.mapState.remove(where: { old.contains($0.origin) }, direction: dir, identity: 0) {
-            touched.insert(MapState.Slot(direction: dir, identity: 0))
-        }
-        for sid in state.selectorsByPolicy.removeValue(forKey: ref) ?? [] {
-            state.uses[sid]?.removeAll { old.contains($0.template.origin) }
-            if state.uses[sid]?.isEmpty == true {
-                state.uses[sid] = nil
-                selectorUsers[sid]?.remove(id)
-                if selectorUsers[sid]?.isEmpty == true { selectorUsers[sid] = nil }
-            }
-            selectorCache.release(sid)
-        }
-        for spec in selecting where spec.ref == ref {
-            for dir in TrafficDirection.allCases where posture[dir]!.enforced {
-                for rule in spec.deny[dir] ?? [] { addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: true, touched: &touched) }
-                for rule in spec.allow[dir] ?? [] { addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: false, touched: &touched) }
-            }
-        }
         state.mapState.resolve(touched.slots)
         endpoints[id] = state
+    }
+
+    /// Removes the claims that some policies made in one direction, and releases their selectors.
+    private mutating func removeClaims(_ state: inout EndpointState, of refs: Set<ResourceRef>, _ dir: TrafficDirection,
+                                       touched: inout TouchedSlots) {
+        var old = Set<OriginID>()
+        for ref in refs { old.formUnion(origins.byRef[ref] ?? []) }
+        if old.isEmpty { return }
+        let keys = refs.map { PolicyDirection(ref: $0, direction: dir) }
+        var slots = Set<NumericIdentity>()
+        for key in keys {
+            for sid in state.selectorsByPolicy[key] ?? [] { slots.formUnion(selectorCache.selections(sid)) }
+        }
+        let predicate: (Contribution) -> Bool = { old.contains($0.origin) }
+        for n in slots where state.mapState.remove(where: predicate, direction: dir, identity: n) {
+            touched.insert(MapState.Slot(direction: dir, identity: n))
+        }
+        // The any-peer slot is touched only when the policies had claims there.
+        if state.mapState.remove(where: predicate, direction: dir, identity: 0) { touched.insert(MapState.Slot(direction: dir, identity: 0)) }
+        for key in keys {
+            for sid in state.selectorsByPolicy.removeValue(forKey: key) ?? [] {
+                state.uses[sid]?.removeAll { $0.direction == dir && old.contains($0.template.origin) }
+                if state.uses[sid]?.isEmpty == true {
+                    state.uses[sid] = nil
+                    selectorUsers[sid]?.remove(state.subject.id)
+                    if selectorUsers[sid]?.isEmpty == true { selectorUsers[sid] = nil }
+                }
+                selectorCache.release(sid)
+            }
+        }
     }
 
     /// Recomputes one endpoint's policy from the repository (the distillation of the deep dive).
@@ -422,33 +444,36 @@ public struct PolicyEngine: Sendable {
         state = EndpointState(subject: subject, specs: Array(Set(selecting.map(\.ref))).sorted(), selecting: selecting)
         (state.posture, state.requirements, state.denyRequirements) = directionState(subject, selecting)
         var touched = TouchedSlots(all: true)
-        for dir in TrafficDirection.allCases {
-            let posture = state.posture[dir]!
-            if !posture.enforced {
-                let origin = origins.intern(.derived(dir == .ingress ? "allow-any-ingress" : "allow-any-egress"))
-                addDerived(&state, dir, identity: 0, origin: origin, touched: &touched)
-                continue
-            }
-            for spec in selecting {
-                for rule in spec.deny[dir] ?? [] {
-                    addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: true, touched: &touched)
-                }
-                for rule in spec.allow[dir] ?? [] {
-                    addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: false, touched: &touched)
-                }
-            }
-            if !posture.defaultDeny {
-                // Rules without default deny: everything not denied is allowed (Cilium adds a wildcard rule).
-                let origin = origins.intern(.derived(dir == .ingress ? "allow-all-ingress-no-default-deny" : "allow-all-egress-no-default-deny"))
-                addDerived(&state, dir, identity: 0, origin: origin, touched: &touched)
-            }
-            if dir == .ingress && !subject.isHost && settings.allowLocalhost {
-                let origin = origins.intern(.derived("allow-localhost-ingress"))
-                addDerived(&state, .ingress, identity: ReservedIdentity.host.rawValue, origin: origin, touched: &touched)
-            }
-        }
+        for dir in TrafficDirection.allCases { addDirection(&state, dir, selecting, touched: &touched) }
         state.mapState.resolveAll()
         endpoints[id] = state
+    }
+
+    /// Adds everything one direction of an endpoint's policy claims, given its posture.
+    private mutating func addDirection(_ state: inout EndpointState, _ dir: TrafficDirection, _ selecting: [PolicyRuleSpec],
+                                       touched: inout TouchedSlots) {
+        let posture = state.posture[dir]!
+        guard posture.enforced else {
+            let origin = origins.intern(.derived(dir == .ingress ? "allow-any-ingress" : "allow-any-egress"))
+            addDerived(&state, dir, identity: 0, origin: origin, touched: &touched)
+            return
+        }
+        for spec in selecting { addRules(&state, spec, dir, touched: &touched) }
+        if !posture.defaultDeny {
+            // Rules without default deny: everything not denied is allowed (Cilium adds a wildcard rule).
+            let origin = origins.intern(.derived(dir == .ingress ? "allow-all-ingress-no-default-deny" : "allow-all-egress-no-default-deny"))
+            addDerived(&state, dir, identity: 0, origin: origin, touched: &touched)
+        }
+        if dir == .ingress && !state.subject.isHost && settings.allowLocalhost {
+            let origin = origins.intern(.derived("allow-localhost-ingress"))
+            addDerived(&state, .ingress, identity: ReservedIdentity.host.rawValue, origin: origin, touched: &touched)
+        }
+    }
+
+    private mutating func addRules(_ state: inout EndpointState, _ spec: PolicyRuleSpec, _ dir: TrafficDirection,
+                                   touched: inout TouchedSlots) {
+        for rule in spec.deny[dir] ?? [] { addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: true, touched: &touched) }
+        for rule in spec.allow[dir] ?? [] { addRule(&state, spec: spec, rule: rule, dir: dir, isDeny: false, touched: &touched) }
     }
 
     private func posture(_ dir: TrafficDirection, subject: EndpointSubject, selecting: [PolicyRuleSpec]) -> DirectionPosture {
@@ -504,7 +529,7 @@ public struct PolicyEngine: Sendable {
         }
         for sel in selectors {
             let sid = selectorCache.intern(sel)
-            state.selectorsByPolicy[spec.ref, default: []].append(sid)
+            state.selectorsByPolicy[PolicyDirection(ref: spec.ref, direction: dir), default: []].append(sid)
             selectorUsers[sid, default: []].insert(state.subject.id)
             for group in l4Groups {
                 let c = Contribution(isDeny: isDeny, l7: group.l7, authRequired: rule.authRequired, origin: origin, selector: sid.raw)

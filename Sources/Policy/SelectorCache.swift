@@ -34,7 +34,9 @@ public struct SelectorCache: Sendable {
     /// Label selectors with no single-valued requirement to index under.
     private var unindexed: Set<SelectorID> = []
     /// CIDR selectors, evaluated only for CIDR and world identities.
-    private var cidrSelectors: Set<SelectorID> = []
+    /// CIDR selectors by their prefix: an identity's prefix is covered only by selectors on its ≤ 129
+    /// enclosing prefixes, so a new CIDR identity visits those instead of every CIDR selector.
+    private var cidrIndex: [IPPrefix: Set<SelectorID>] = [:]
     /// FQDN selectors by their `fqdn:` label key.
     private var fqdnIndex: [String: SelectorID] = [:]
 
@@ -106,7 +108,7 @@ public struct SelectorCache: Sendable {
         case .labels(let s):
             if let key = s.requirements.lazy.compactMap(\.indexKey).first { labelIndex[key, default: []].insert(id) }
             else { unindexed.insert(id) }
-        case .cidr: cidrSelectors.insert(id)
+        case .cidr(let p, _): cidrIndex[p, default: []].insert(id)
         case .fqdn(let f): fqdnIndex[f] = id
         }
     }
@@ -116,7 +118,9 @@ public struct SelectorCache: Sendable {
         case .labels(let s):
             if let key = s.requirements.lazy.compactMap(\.indexKey).first { labelIndex[key]?.remove(id) }
             else { unindexed.remove(id) }
-        case .cidr: cidrSelectors.remove(id)
+        case .cidr(let p, _):
+            cidrIndex[p]?.remove(id)
+            if cidrIndex[p]?.isEmpty == true { cidrIndex[p] = nil }
         case .fqdn(let f): fqdnIndex[f] = nil
         }
     }
@@ -128,7 +132,15 @@ public struct SelectorCache: Sendable {
             if let s = labelIndex[l.key + "=" + l.value] { out.append(contentsOf: s) }
             if l.source == LabelSource.fqdn, let s = fqdnIndex[l.key] { out.append(s) }
         }
-        if facts.cidr != nil || facts.isWorld { out.append(contentsOf: cidrSelectors) }
+        if let c = facts.cidr {
+            for len in 0...c.length {
+                if let s = cidrIndex[IPPrefix(address: c.address, length: len)] { out.append(contentsOf: s) }
+            }
+        } else if facts.isWorld {
+            for zero in [IPPrefix(address: IPAddress(ipv4: 0), length: 0), IPPrefix(address: IPAddress(ipv6: 0, 0), length: 0)] {
+                if let s = cidrIndex[zero] { out.append(contentsOf: s) }
+            }
+        }
         return out
     }
 

@@ -165,7 +165,7 @@ public struct MapState: Sendable {
     private var valueIndex: [PolicyEntry: UInt32] = [:]
     /// Resolutions by the claims that cover a key (contribution and prefix length), which repeat a lot.
     private var memo: [[UInt64]: UInt32] = [:]
-    private var memoSingle: [UInt64: UInt32] = [:]
+    private var memoSingle: [UInt32] = []
     /// Scratch space for the claims covering one key, reused across keys.
     private var signature: [UInt64] = []
 
@@ -207,15 +207,8 @@ public struct MapState: Sendable {
 
     @discardableResult
     mutating func add(_ contribution: UInt32, direction: TrafficDirection, identity: NumericIdentity, l4: L4Prefix) -> Bool {
-        let claim = Claim(l4: l4, contribution: contribution)
-        let key = Slot(direction: direction, identity: identity).packed
-        guard let index = slots.index(forKey: key) else {
-            slots[key] = SlotState(claims: .one(claim))
-            return true
-        }
-        if slots.values[index].claims.contains(claim) { return false }
-        slots.values[index].claims.append(claim)
-        return true
+        slots[Slot(direction: direction, identity: identity).packed, default: SlotState()].claims
+            .insert(Claim(l4: l4, contribution: contribution))
     }
 
     mutating func remove(where predicate: (Contribution) -> Bool, direction: TrafficDirection, identity: NumericIdentity) -> Bool {
@@ -267,31 +260,46 @@ public struct MapState: Sendable {
         resolve(packedSlots: Array(todo))
     }
 
-    /// Resolves every slot (after a full regeneration).
+    /// Resolves every slot (after a full regeneration), in place.
     mutating func resolveAll() {
+        let wildcards = wildcardIndexes()
         resolved.reserveCapacity(slots.count)
-        resolve(packedSlots: Array(slots.keys))
+        var index = slots.startIndex
+        var emptied: [UInt64] = []
+        while index != slots.endIndex {
+            let (key, state) = (slots.keys[index], slots.values[index])
+            let slot = Slot(packed: key)
+            slots.values[index].keys = resolveSlot(slot, state, wildcards[Int(slot.direction.rawValue)])
+            if state.claims.isEmpty && slots.values[index].keys.isEmpty { emptied.append(key) }
+            index = slots.index(after: index)
+        }
+        for key in emptied { slots[key] = nil }
+    }
+
+    private func wildcardIndexes() -> [WildcardIndex] {
+        TrafficDirection.allCases.map { WildcardIndex(Array(slots[Slot(direction: $0, identity: 0).packed]?.claims ?? .empty)) }
     }
 
     private mutating func resolve(packedSlots: [UInt64]) {
-        let wildcards = TrafficDirection.allCases.map {
-            WildcardIndex(Array(slots[Slot(direction: $0, identity: 0).packed]?.claims ?? .empty))
-        }
+        let wildcards = wildcardIndexes()
         for key in packedSlots {
+            guard let index = slots.index(forKey: key) else { continue }
             let slot = Slot(packed: key)
-            resolveSlot(slot, wildcards[Int(slot.direction.rawValue)])
+            let state = slots.values[index]
+            let keys = resolveSlot(slot, state, wildcards[Int(slot.direction.rawValue)])
+            if state.claims.isEmpty && keys.isEmpty { slots.remove(at: index) } else { slots.values[index].keys = keys }
         }
     }
 
-    private mutating func resolveSlot(_ slot: Slot, _ wildcard: WildcardIndex) {
-        guard let index = slots.index(forKey: slot.packed) else { return }
-        let claims = slots.values[index].claims
-        slots.values[index].keys.forEach { l4 in
+    /// Replaces the entries of one slot; returns the keys it now has.
+    private mutating func resolveSlot(_ slot: Slot, _ state: SlotState, _ wildcard: WildcardIndex) -> SmallList<L4Prefix> {
+        let claims = state.claims
+        state.keys.forEach { l4 in
             resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: l4))] = nil
         }
         let isWildcard = slot.identity == 0
         var keys = SmallList<L4Prefix>.empty
-        claims.forEach { c in if !keys.contains(c.l4) { keys.append(c.l4) } }
+        claims.forEach { c in _ = keys.insert(c.l4) }
         if !isWildcard {
             // Intersections with more specific any-peer keys, where one of this peer's denies covers them.
             var denies: [L4Prefix] = []
@@ -313,25 +321,34 @@ public struct MapState: Sendable {
             resolved[MapState.pack(PolicyMapKey(direction: slot.direction, identity: slot.identity, l4: key))] = value
             stored.append(key)
         }
-        if claims.isEmpty && stored.isEmpty {
-            slots.remove(at: index)
-        } else {
-            slots.values[index].keys = stored
-        }
+        return stored
     }
 
-    /// The interned value resolving the claims in `signature`, memoized (most keys have one claim).
+    /// The interned value resolving the claims in `signature`, memoized (most keys have one claim, whose
+    /// resolution is cached in a flat table by contribution and prefix length).
     private mutating func resolveSignature() -> UInt32? {
         if signature.isEmpty { return nil }
-        if signature.count == 1, let v = memoSingle[signature[0]] { return v }
-        signature.sort()
-        if signature.count > 1, let v = memo[signature] { return v }
+        var single = -1
+        if signature.count == 1 {
+            single = Int(signature[0] >> 8) * 25 + Int(signature[0] & 0xff)
+            if single < memoSingle.count, memoSingle[single] != UInt32.max { return memoSingle[single] }
+        } else {
+            signature.sort()
+            if let v = memo[signature] { return v }
+        }
         guard let entry = MapState.resolveClaims(signature.map { (contributions[Int($0 >> 8)], Int($0 & 0xff)) }) else { return nil }
         let value: UInt32
         if let v = valueIndex[entry] { value = v } else {
             value = UInt32(values.count); values.append(entry); valueIndex[entry] = value
         }
-        if signature.count == 1 { memoSingle[signature[0]] = value } else { memo[signature] = value }
+        if single >= 0 {
+            if single >= memoSingle.count {
+                memoSingle.append(contentsOf: repeatElement(UInt32.max, count: single + 1 - memoSingle.count + 64))
+            }
+            memoSingle[single] = value
+        } else {
+            memo[signature] = value
+        }
         return value
     }
 

@@ -32,6 +32,13 @@ enum SmallList<Element: Hashable & Sendable>: Sendable, Sequence {
         }
     }
 
+    /// Appends unless present; returns whether it appended.
+    mutating func insert(_ e: Element) -> Bool {
+        if contains(e) { return false }
+        append(e)
+        return true
+    }
+
     mutating func removeAll(where predicate: (Element) -> Bool) {
         switch self {
         case .empty: return

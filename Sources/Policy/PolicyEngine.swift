@@ -149,20 +149,23 @@ public struct PolicyEngine: Sendable {
 
     public func identity(_ id: NumericIdentity) -> Identity? { selectorCache.identity(id) }
 
+    /// Brings the claims on identity `id` up to date for the selectors whose selection of it changed;
+    /// claims through selectors that still select it (or never did) are untouched.
     private mutating func applyIdentityChange(_ id: NumericIdentity, removed: Bool, changedSelectors: [SelectorID]) -> [UInt16] {
         var touched = Set<UInt16>()
         for sid in changedSelectors { touched.formUnion(selectorUsers[sid] ?? []) }
+        let changed = Set(changedSelectors.map(\.raw))
         for ep in touched {
             // Taken out so that the map state is uniquely referenced and mutates in place.
             var state = endpoints.removeValue(forKey: ep)!
             for dir in TrafficDirection.allCases {
-                _ = state.mapState.remove(where: { $0.selector >= 0 }, direction: dir, identity: id)
+                _ = state.mapState.remove(where: { changed.contains($0.selector) }, direction: dir, identity: id)
             }
             if !removed {
-                let selected = state.uses.keys.filter { selectorCache.selections($0).contains(id) }
-                for sid in selected {
-                    for use in state.uses[sid]! {
-                        for l4 in use.l4 { _ = state.mapState.add(use.template, direction: use.direction, identity: id, l4: l4) }
+                for sid in changedSelectors where selectorCache.selections(sid).contains(id) {
+                    for use in state.uses[sid] ?? [] {
+                        let cid = state.mapState.intern(use.template)
+                        for l4 in use.l4 { state.mapState.add(cid, direction: use.direction, identity: id, l4: l4) }
                     }
                 }
             }

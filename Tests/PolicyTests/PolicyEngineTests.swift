@@ -296,3 +296,34 @@ import PolicyAPI
         if let docs { #expect(e.decide(1, .egress, docs.id, port: 443) == .allow) }
     }
 }
+
+@Suite struct IdentityRelabelTests {
+    /// An identity whose labels change keeps the claims of selectors that still select it, loses those of
+    /// selectors that stop, and gains those of selectors that start — exactly what a fresh computation gives.
+    @Test func relabelledIdentityMatchesFromScratch() {
+        let policy = cnp("p", PolicySpec(endpointSelector: sel(["app": "db"]), ingress: [
+            PolicyRule(endpoints: [sel(["tier": "front"])], toPorts: [PortRule(ports: [tcp(80)])]),
+            PolicyRule(endpoints: [sel(["team": "a"])], toPorts: [PortRule(ports: [tcp(81)])]),
+            PolicyRule(endpoints: [sel(["team": "b"])], toPorts: [PortRule(ports: [tcp(82)])]),
+        ]))
+        let before = Identity(id: 4000, labels: podLabels(["tier": "front", "team": "a"]))
+        let after = Identity(id: 4000, labels: podLabels(["tier": "front", "team": "b"]))
+
+        var incremental = PolicyEngine()
+        incremental.upsertIdentity(before)
+        incremental.addPod(1, podLabels(["app": "db"]))
+        incremental.apply(policy)
+        #expect(incremental.decide(1, .ingress, 4000, port: 81) == .allow)
+        incremental.upsertIdentity(after)
+
+        var scratch = PolicyEngine()
+        scratch.upsertIdentity(after)
+        scratch.addPod(1, podLabels(["app": "db"]))
+        scratch.apply(policy)
+
+        #expect(incremental.mapState(1)!.entries == scratch.mapState(1)!.entries)
+        #expect(incremental.decide(1, .ingress, 4000, port: 80) == .allow, "tier=front still selects it")
+        #expect(incremental.decide(1, .ingress, 4000, port: 81) == .defaultDeny, "team=a no longer does")
+        #expect(incremental.decide(1, .ingress, 4000, port: 82) == .allow, "team=b now does")
+    }
+}

@@ -218,15 +218,6 @@ public struct MapState: Sendable {
         return slots[key]!.claims.count != before
     }
 
-    mutating func removeAll(where predicate: (Contribution) -> Bool) -> Set<Slot> {
-        var touched = Set<Slot>()
-        for key in Array(slots.keys) {
-            let slot = Slot(packed: key)
-            if remove(where: predicate, direction: slot.direction, identity: slot.identity) { touched.insert(slot) }
-        }
-        return touched
-    }
-
     // MARK: Resolution
 
     /// The any-peer claims of one direction, grouped by key, with the prefix lengths in use.

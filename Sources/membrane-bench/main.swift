@@ -19,6 +19,7 @@
 // early once it has run `--budget` seconds (default 6; at least 10 repetitions), so a slow engine still finishes.
 // Output: a table per configuration, then one `JSON: {...}` line per configuration.
 
+import MembraneTestSupport
 import PolicyAPI
 import Policy
 #if canImport(Glibc)
@@ -29,23 +30,6 @@ import Darwin
 
 // MARK: - Deterministic PRNG
 
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in 0..<n.
-    mutating func int(_ n: Int) -> Int { precondition(n > 0); return Int(next() % UInt64(n)) }
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
-    mutating func chance(_ p: Double) -> Bool { unit() < p }
-    mutating func pick<T>(_ xs: [T]) -> T { xs[int(xs.count)] }
-}
 
 // MARK: - Timing and statistics
 

@@ -1,3 +1,4 @@
+import MembraneTestSupport
 import Testing
 @testable import Policy
 import PolicyAPI

@@ -1,3 +1,4 @@
+import MembraneTestSupport
 import Testing
 @testable import Policy
 import PolicyAPI
@@ -70,8 +71,9 @@ import PolicyAPI
         #expect(m.count == 2)
         let dup = m.add(Self.c(false, 1, selector: 4), direction: .ingress, identity: 300, l4: .port(Self.T, 80))
         #expect(!dup)
-        let touched = m.removeAll { $0.selector == 4 }
-        m.resolve(touched)
+        let removed = m.remove(where: { $0.selector == 4 }, direction: .ingress, identity: 300)
+        #expect(removed)
+        m.resolve([MapState.Slot(direction: .ingress, identity: 300)])
         #expect(m.count == 1)
         #expect(decision(m, .ingress, 300, Self.T, 80) == .defaultDeny)
         #expect(decision(m, .ingress, 300, Self.T, 443) == .allow)

@@ -84,8 +84,10 @@ public struct L7Policy: Hashable, Sendable {
 
 /// The value of a policy map entry.
 ///
-/// `encoded` is the datapath's value layout (8 bytes): `be16 proxy_port | u8 flags | u8 auth_type | u32 cookie`,
-/// flags bit 0 = deny, bit 1 = redirect; the cookie indexes the attribution table.
+/// `encoded` is the datapath's value layout (`struct policy_value` in bpf/membrane.h, 12 bytes):
+/// `be16 proxy_port | u8 flags | u8 auth_type | u8 l4_prefixlen | u8 pad[3] | u32 cookie (host order)`,
+/// flags bit 0 = deny, bit 1 = redirect. `l4_prefixlen` repeats the key's L4 prefix length so that the
+/// datapath can compare its two lookups; the cookie indexes the attribution of the entry in userspace.
 public struct PolicyEntry: Hashable, Sendable {
     public var isDeny: Bool
     public var l7: L7Policy?
@@ -96,14 +98,14 @@ public struct PolicyEntry: Hashable, Sendable {
     public var isRedirect: Bool { l7 != nil }
     public func proxyPort(_ direction: TrafficDirection) -> UInt16 { l7?.parser.proxyPort(direction) ?? 0 }
 
-    public static let encodedSize = 8
+    public static let encodedSize = 12
 
-    public func encoded(direction: TrafficDirection, cookie: UInt32) -> [UInt8] {
-        let port = proxyPort(direction)
+    public func encoded(for key: PolicyMapKey, cookie: UInt32) -> [UInt8] {
+        let port = proxyPort(key.direction)
         var flags: UInt8 = 0
         if isDeny { flags |= 1 }
         if isRedirect { flags |= 2 }
-        var out: [UInt8] = [UInt8(port >> 8), UInt8(port & 0xff), flags, authRequired ? 1 : 0]
+        var out: [UInt8] = [UInt8(port >> 8), UInt8(port & 0xff), flags, authRequired ? 1 : 0, key.l4.length, 0, 0, 0]
         withUnsafeBytes(of: cookie.littleEndian) { out.append(contentsOf: $0) }
         return out
     }

@@ -200,7 +200,7 @@ struct MapCommand: ParsableCommand {
                                      identity: key.identity, labels: labels, port: key.l4.description,
                                      proxyPort: entry.proxyPort(key.direction), authType: entry.authRequired ? "required" : "disabled",
                                      policies: names, rules: entry.origins.map { engine.origins[$0].description },
-                                     encodedKey: hex(key.encoded), encodedValue: hex(entry.encoded(direction: key.direction, cookie: UInt32(i)))))
+                                     encodedKey: hex(key.encoded), encodedValue: hex(entry.encoded(for: key, cookie: UInt32(i)))))
         }
         if out.output == .json { try printJSON(entries); return }
         var rows: [[String]] = []

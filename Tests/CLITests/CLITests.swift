@@ -107,7 +107,7 @@ struct CLITests {
         #expect(r.status == 0)
         let entries = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]] ?? []
         #expect(entries.contains { $0["policy"] as? String == "Deny" && ($0["labels"] as? [String] ?? []).contains("k8s:io.kubernetes.pod.namespace=development") })
-        #expect(entries.allSatisfy { ($0["encodedKey"] as? String)?.count == 24 && ($0["encodedValue"] as? String)?.count == 16 })
+        #expect(entries.allSatisfy { ($0["encodedKey"] as? String)?.count == 24 && ($0["encodedValue"] as? String)?.count == 24 })
     }
 
     @Test func identityAndEndpointLists() throws {

@@ -138,9 +138,12 @@ import PolicyAPI
     @Test func entryByteLayout() {
         let redirect = PolicyEntry(isDeny: false, l7: L7Policy(parser: .http, ruleSets: [], allowAllBy: [], conflictingParsers: []),
                                    authRequired: true, origins: [])
-        #expect(redirect.encoded(direction: .ingress, cookie: 0x0A0B_0C0D) == [0x27, 0x60, 2, 1, 0x0D, 0x0C, 0x0B, 0x0A])
+        let http = PolicyMapKey(direction: .ingress, identity: 300, l4: .port(IPProtocol.tcp, 80))
+        #expect(redirect.encoded(for: http, cookie: 0x0A0B_0C0D) == [0x27, 0x60, 2, 1, 24, 0, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A])
         let deny = PolicyEntry(isDeny: true, l7: nil, authRequired: false, origins: [])
-        #expect(deny.encoded(direction: .egress, cookie: 1) == [0, 0, 1, 0, 1, 0, 0, 0])
+        let all = PolicyMapKey(direction: .egress, identity: 0, l4: .all)
+        #expect(deny.encoded(for: all, cookie: 1) == [0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0])
+        #expect(deny.encoded(for: all, cookie: 1).count == PolicyEntry.encodedSize)
         #expect(L7Parser.dns.proxyPort(.egress) == 10053)
     }
 }

@@ -1,0 +1,306 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Description of one endpoint's network plumbing: a network namespace wired to the host by a veth pair.
+public struct EndpointPlumbing: Sendable, Hashable, Codable {
+    /// Sanitized workload name, e.g. "prod-backend-1".
+    public var name: String
+    /// Network namespace name, e.g. "mb-ep-1234".
+    public var netns: String
+    /// Host-side veth name, e.g. "mbh1234" (at most 15 characters).
+    public var hostInterface: String
+    /// ifindex of the host-side veth.
+    public var hostIfindex: Int32
+    /// Interface name inside the namespace ("eth0").
+    public var containerInterface: String
+    /// The endpoint's IPv4 address, e.g. "10.200.0.17".
+    public var ipv4: String
+    /// MAC address of the container-side interface.
+    public var mac: String
+
+    public init(name: String, netns: String, hostInterface: String, hostIfindex: Int32,
+                containerInterface: String, ipv4: String, mac: String) {
+        self.name = name
+        self.netns = netns
+        self.hostInterface = hostInterface
+        self.hostIfindex = hostIfindex
+        self.containerInterface = containerInterface
+        self.ipv4 = ipv4
+        self.mac = mac
+    }
+}
+
+public enum PlumbingError: Error, CustomStringConvertible {
+    /// A command failed: full command line, exit status (-1: could not be started), trimmed stderr.
+    case command(String, status: Int32, stderr: String)
+    /// The request was rejected before anything was changed.
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case let .command(cmd, status, stderr):
+            return "command failed (status \(status)): \(cmd)" + (stderr.isEmpty ? "" : ": \(stderr)")
+        case let .invalid(message):
+            return "invalid plumbing request: \(message)"
+        }
+    }
+}
+
+public enum Plumbing {
+    /// Prefix of the namespaces this module creates.
+    static let netnsPrefix = "mb-ep-"
+    /// Prefix of the host-side veths.
+    static let hostPrefix = "mbh"
+    /// Prefix of the temporary container-side veth name (before it is moved and renamed).
+    static let peerPrefix = "mbc"
+    /// Link-local next hop the namespaces use as their default gateway (answered by the host veth).
+    static let gateway = "169.254.1.1"
+    static let containerInterfaceName = "eth0"
+
+    // MARK: - Public API
+
+    /// Idempotent host preparation: enables IPv4 forwarding (only written when not already on).
+    public static func prepareHost() throws {
+        guard ProcessRunner.locate("ip") != nil else {
+            throw PlumbingError.invalid("iproute2 `ip` not found (looked in /usr/sbin, /sbin, /usr/bin, /bin and PATH)")
+        }
+        try setSysctl("net.ipv4.ip_forward", "1")
+    }
+
+    /// Creates netns + veth pair and wires it up (see the module documentation). On failure everything created so
+    /// far is removed again before the error is rethrown.
+    public static func createEndpoint(id: UInt16, name: String, ipv4: String) throws -> EndpointPlumbing {
+        guard let addr = canonicalIPv4(ipv4) else {
+            throw PlumbingError.invalid("bad IPv4 address \(String(reflecting: ipv4))")
+        }
+        let ns = netnsPrefix + String(id)
+        let host = hostPrefix + String(id)
+        let peer = peerPrefix + String(id)
+        let label = sanitize(name, id: id)
+
+        // Refuse to clobber anything that already exists.
+        if netnsExists(ns) { throw PlumbingError.invalid("network namespace \(ns) already exists") }
+        for link in [host, peer] where linkExists(link) {
+            throw PlumbingError.invalid("link \(link) already exists")
+        }
+        if let existing = try? ProcessRunner.check("ip", ["-4", "route", "show", "exact", "\(addr)/32"]),
+           !existing.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw PlumbingError.invalid("a host route to \(addr)/32 already exists: \(existing.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+
+        try prepareHost()
+
+        var createdNetns = false
+        var createdLink = false
+        do {
+            try ip(["netns", "add", ns])
+            createdNetns = true
+            try ip(["link", "add", host, "type", "veth", "peer", "name", peer])
+            createdLink = true
+            try ip(["link", "set", "dev", peer, "netns", ns])
+            try ip(["-n", ns, "link", "set", "dev", peer, "name", containerInterfaceName])
+
+            // Host side.
+            try setSysctl("net.ipv4.conf.\(host).proxy_arp", "1")
+            try ip(["link", "set", "dev", host, "up"])
+            let hostLink = try linkInfo(host, netns: nil)
+
+            // Namespace side.
+            try ip(["-n", ns, "link", "set", "dev", "lo", "up"])
+            try ip(["-n", ns, "addr", "add", "\(addr)/32", "dev", containerInterfaceName])
+            try ip(["-n", ns, "link", "set", "dev", containerInterfaceName, "up"])
+            try ip(["-n", ns, "route", "add", gateway, "dev", containerInterfaceName, "scope", "link"])
+            try ip(["-n", ns, "route", "add", "default", "via", gateway, "dev", containerInterfaceName, "onlink"])
+            try ip(["-n", ns, "neigh", "replace", gateway, "lladdr", hostLink.mac,
+                    "dev", containerInterfaceName, "nud", "permanent"])
+            let inner = try linkInfo(containerInterfaceName, netns: ns)
+
+            // Host route to the endpoint.
+            try ip(["route", "add", "\(addr)/32", "dev", host, "scope", "link"])
+
+            return EndpointPlumbing(name: label, netns: ns, hostInterface: host, hostIfindex: hostLink.ifindex,
+                                    containerInterface: containerInterfaceName, ipv4: addr, mac: inner.mac)
+        } catch {
+            // Roll back what we created (best effort); the original error is the interesting one.
+            if createdLink {
+                for link in [host, peer] where linkExists(link) {
+                    _ = try? ProcessRunner.run("ip", ["link", "del", "dev", link], timeout: 30)
+                }
+            }
+            if createdNetns {
+                _ = try? ProcessRunner.run("ip", ["netns", "del", ns], timeout: 30)
+            }
+            throw error
+        }
+    }
+
+    /// Removes the route, the veth pair and the namespace. Missing pieces are not errors.
+    public static func deleteEndpoint(_ e: EndpointPlumbing) throws {
+        guard e.netns.hasPrefix(netnsPrefix), isSafeName(e.netns) else {
+            throw PlumbingError.invalid("refusing to delete namespace \(String(reflecting: e.netns)) (not created by Membrane)")
+        }
+        guard e.hostInterface.hasPrefix(hostPrefix), isSafeName(e.hostInterface), e.hostInterface.count <= 15 else {
+            throw PlumbingError.invalid("refusing to delete link \(String(reflecting: e.hostInterface)) (not created by Membrane)")
+        }
+
+        if linkExists(e.hostInterface) {
+            if let addr = canonicalIPv4(e.ipv4) {
+                // Only our route (dev-qualified); absence is fine.
+                _ = try? ProcessRunner.run("ip", ["route", "del", "\(addr)/32", "dev", e.hostInterface], timeout: 30)
+            }
+            let outcome = try ProcessRunner.run("ip", ["link", "del", "dev", e.hostInterface], timeout: 30)
+            if outcome.status != 0 && linkExists(e.hostInterface) {
+                throw PlumbingError.command(ProcessRunner.commandLine(["ip", "link", "del", "dev", e.hostInterface]),
+                                            status: outcome.status,
+                                            stderr: outcome.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+        }
+        // A half-created endpoint may have left the temporary peer in the host namespace.
+        let peer = peerPrefix + e.hostInterface.dropFirst(hostPrefix.count)
+        if linkExists(peer) {
+            _ = try? ProcessRunner.run("ip", ["link", "del", "dev", peer], timeout: 30)
+        }
+        if netnsExists(e.netns) {
+            let outcome = try ProcessRunner.run("ip", ["netns", "del", e.netns], timeout: 30)
+            if outcome.status != 0 && netnsExists(e.netns) {
+                throw PlumbingError.command(ProcessRunner.commandLine(["ip", "netns", "del", e.netns]),
+                                            status: outcome.status,
+                                            stderr: outcome.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+        }
+    }
+
+    /// Runs `argv` inside the endpoint's namespace (`ip netns exec NS argv...`). The command is killed after
+    /// `timeout` seconds (status 124 then; `timeout <= 0` waits forever). `stdin` is fed to the command if given.
+    /// A non-zero exit is returned, not thrown; throws only when the command cannot be started.
+    public static func exec(_ e: EndpointPlumbing, _ argv: [String], timeout: Double = 10,
+                            stdin: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        guard !argv.isEmpty else { throw PlumbingError.invalid("empty command") }
+        guard isSafeName(e.netns), !e.netns.isEmpty else {
+            throw PlumbingError.invalid("bad namespace name \(String(reflecting: e.netns))")
+        }
+        let outcome = try ProcessRunner.run("ip", ["netns", "exec", e.netns] + argv,
+                                            timeout: timeout > 0 ? timeout : nil, stdin: stdin)
+        return (outcome.status, outcome.stdout, outcome.stderr)
+    }
+
+    /// Namespaces ("mb-ep-*") and host links ("mbh*", plus stray temporary "mbc*") that still exist.
+    public static func leftovers() -> (netns: [String], links: [String]) {
+        (netnsNames().filter { $0.hasPrefix(netnsPrefix) }.sorted(),
+         linkNames().filter { $0.hasPrefix(hostPrefix) || $0.hasPrefix(peerPrefix) }.sorted())
+    }
+
+    /// Whether privileged operations can run (uid 0).
+    public static var isRoot: Bool { getuid() == 0 }
+
+    // MARK: - Internals
+
+    @discardableResult
+    static func ip(_ args: [String]) throws -> String {
+        try ProcessRunner.check("ip", args)
+    }
+
+    /// Sets a sysctl via `sysctl -w` (or /proc/sys when `sysctl` is absent); skipped when already set.
+    static func setSysctl(_ key: String, _ value: String) throws {
+        let path = "/proc/sys/" + key.replacingOccurrences(of: ".", with: "/")
+        if let current = try? String(contentsOfFile: path, encoding: .utf8),
+           current.trimmingCharacters(in: .whitespacesAndNewlines) == value {
+            return
+        }
+        if ProcessRunner.locate("sysctl") != nil {
+            try ProcessRunner.check("sysctl", ["-q", "-w", "\(key)=\(value)"])
+        } else {
+            do {
+                try (value + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+            } catch {
+                throw PlumbingError.command("write \(value) > \(path)", status: -1, stderr: "\(error)")
+            }
+        }
+    }
+
+    /// Parses a dotted-quad IPv4 address strictly (no leading zeros, no shorthand) and rejects addresses that
+    /// cannot be an endpoint: 0/8, 127/8, 169.254/16 (the gateway lives there), multicast and above.
+    static func canonicalIPv4(_ s: String) -> String? {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var octets: [Int] = []
+        for part in parts {
+            guard (1...3).contains(part.count), part.allSatisfy({ $0.isASCII && $0.isNumber }),
+                  part == "0" || !part.hasPrefix("0"), let v = Int(part), v <= 255 else { return nil }
+            octets.append(v)
+        }
+        if octets[0] == 0 || octets[0] == 127 || octets[0] >= 224 { return nil }
+        if octets[0] == 169 && octets[1] == 254 { return nil }
+        return octets.map(String.init).joined(separator: ".")
+    }
+
+    /// Keeps [A-Za-z0-9._-], maps anything else to "-", collapses runs, trims, caps at 63 characters.
+    static func sanitize(_ name: String, id: UInt16) -> String {
+        var out = ""
+        for ch in name {
+            let ok = ch.isASCII && (ch.isLetter || ch.isNumber || ch == "-" || ch == "_" || ch == ".")
+            let c: Character = ok ? ch : "-"
+            if c == "-" && out.hasSuffix("-") { continue }
+            out.append(c)
+        }
+        out = String(out.trimmingCharacters(in: CharacterSet(charactersIn: "-.")).prefix(63))
+        return out.isEmpty ? "ep-\(id)" : out
+    }
+
+    static func isSafeName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }
+            && s != "." && s != ".."
+    }
+
+    static func linkExists(_ name: String, netns: String? = nil) -> Bool {
+        let args = (netns.map { ["-n", $0] } ?? []) + ["-o", "link", "show", "dev", name]
+        return (try? ProcessRunner.run("ip", args, timeout: 30).status) == 0
+    }
+
+    static func netnsExists(_ name: String) -> Bool {
+        netnsNames().contains(name)
+    }
+
+    static func netnsNames() -> [String] {
+        guard let out = try? ProcessRunner.check("ip", ["netns", "list"]) else { return [] }
+        // Lines look like "mb-ep-1 (id: 3)" or just "mb-ep-1".
+        return out.split(separator: "\n").compactMap { line in
+            line.split(separator: " ").first.map(String.init)
+        }
+    }
+
+    static func linkNames() -> [String] {
+        guard let out = try? ProcessRunner.check("ip", ["-o", "link", "show"]) else { return [] }
+        return out.split(separator: "\n").compactMap { parseLinkLine(String($0))?.name }
+    }
+
+    struct LinkInfo { var ifindex: Int32; var name: String; var mac: String }
+
+    /// Parses one line of `ip -o link show`: "7: mbh1@if6: <...> ... link/ether aa:bb:cc:dd:ee:ff brd ...".
+    static func parseLinkLine(_ line: String) -> LinkInfo? {
+        let fields = line.components(separatedBy: ": ")
+        guard fields.count >= 2, let index = Int32(fields[0].trimmingCharacters(in: .whitespaces)) else { return nil }
+        var name = fields[1]
+        if let at = name.firstIndex(of: "@") { name = String(name[..<at]) }
+        var mac = ""
+        let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\\" || $0 == "\t" })
+        if let i = tokens.firstIndex(where: { $0.hasPrefix("link/") }), i + 1 < tokens.count {
+            mac = String(tokens[i + 1])
+        }
+        return LinkInfo(ifindex: index, name: name, mac: mac)
+    }
+
+    static func linkInfo(_ name: String, netns: String?) throws -> LinkInfo {
+        let args = (netns.map { ["-n", $0] } ?? []) + ["-o", "link", "show", "dev", name]
+        let out = try ip(args)
+        guard let line = out.split(separator: "\n").first, let info = parseLinkLine(String(line)), !info.mac.isEmpty else {
+            throw PlumbingError.command(ProcessRunner.commandLine(["ip"] + args), status: 0,
+                                        stderr: "could not parse link description: \(out)")
+        }
+        return info
+    }
+}

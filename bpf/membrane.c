@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Membrane's per-endpoint policy enforcement, attached with tc to each endpoint's host-side veth:
+ *   from_container: tc ingress of the host veth = packets the endpoint sends (its egress policy);
+ *   to_container:   tc egress of the host veth  = packets delivered to the endpoint (its ingress policy).
+ *
+ * Every packet of a flow in the forward direction is looked up in the policy map, so a policy change
+ * applies to established connections on their next packet; replies pass on connection tracking, which
+ * only remembers flows this endpoint's policy allowed. Anything unknown fails closed, with a reason.
+ */
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/in.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include "membrane.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* The template of the per-endpoint policy maps (sizes rather than BTF types: clang emits the key and
+ * value structs only as forward declarations here, and the kernel needs no BTF for an LPM trie). */
+struct policy_map {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, POLICY_MAP_SIZE);
+	__uint(key_size, sizeof(struct policy_key));
+	__uint(value_size, sizeof(struct policy_value));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, MAX_ENDPOINTS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct policy_map);
+} policy_maps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, IPCACHE_SIZE);
+	__type(key, struct ipcache_key);
+	__type(value, struct ipcache_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_ENDPOINTS);
+	__type(key, __u32);
+	__type(value, struct endpoint_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_SIZE);
+	__type(key, struct ct_key);
+	__type(value, struct ct_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+/* The first bytes of ICMP and ICMPv6 headers (linux/icmp.h drags in libc headers). */
+struct icmp_echo_hdr {
+	__u8 type;
+	__u8 code;
+	__be16 checksum;
+	__be16 id;
+	__be16 sequence;
+};
+
+#define ICMP_ECHOREPLY        0
+#define ICMP_ECHO             8
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY   129
+
+/* The parsed flow of one packet. */
+struct flow {
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__be16 sport;
+	__be16 dport;      /* for policy: the destination port, or the ICMP type */
+	__be16 ct_sport;   /* for conntrack (ICMP echo: the identifier) */
+	__be16 ct_dport;
+	__u8  protocol;
+	__u8  tcp_flags;
+	__u8  is_icmp_echo;
+};
+
+static __always_inline void count(__u32 direction, __u32 reason)
+{
+	__u32 slot = (direction & 1) * 256 + (reason & 0xff);
+	__u64 *c = bpf_map_lookup_elem(&counters, &slot);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline void map_v4(__u8 *out, __be32 addr)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &addr, 4);
+}
+
+/* Parses Ethernet + IPv4/IPv6 + TCP/UDP/SCTP/ICMP. Returns 1 for an IP packet, 0 for non-IP (ARP), -1 when
+ * the packet is truncated or malformed. */
+static __always_inline int parse(struct __sk_buff *skb, struct flow *f)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return -1;
+	void *l4;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || ip->ihl < 5)
+			return -1;
+		map_v4(f->saddr, ip->saddr);
+		map_v4(f->daddr, ip->daddr);
+		f->protocol = ip->protocol;
+		if (ip->frag_off & bpf_htons(0x1fff))   /* a later fragment: no L4 header */
+			return 1;
+		l4 = (void *)ip + ip->ihl * 4;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		__builtin_memcpy(f->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(f->daddr, &ip6->daddr, 16);
+		f->protocol = ip6->nexthdr;
+		l4 = (void *)(ip6 + 1);
+	} else {
+		return 0;
+	}
+	if (f->protocol == IPPROTO_TCP) {
+		struct tcphdr *t = l4;
+		if ((void *)(t + 1) > end)
+			return -1;
+		f->sport = t->source;
+		f->dport = t->dest;
+		f->tcp_flags = ((__u8 *)t)[13];
+	} else if (f->protocol == IPPROTO_UDP || f->protocol == IPPROTO_SCTP) {
+		struct udphdr *u = l4;   /* SCTP ports sit at the same offsets */
+		if ((void *)(u + 1) > end)
+			return -1;
+		f->sport = u->source;
+		f->dport = u->dest;
+	} else if (f->protocol == IPPROTO_ICMP || f->protocol == IPPROTO_ICMPV6) {
+		struct icmp_echo_hdr *ic = l4;
+		if ((void *)(ic + 1) > end)
+			return -1;
+		f->dport = bpf_htons(ic->type);
+		__u8 echo_req = f->protocol == IPPROTO_ICMP ? ICMP_ECHO : ICMPV6_ECHO_REQUEST;
+		__u8 echo_rep = f->protocol == IPPROTO_ICMP ? ICMP_ECHOREPLY : ICMPV6_ECHO_REPLY;
+		if (ic->type == echo_req || ic->type == echo_rep) {
+			f->is_icmp_echo = 1;
+			f->sport = ic->id;
+		}
+	}
+	f->ct_sport = f->sport;
+	f->ct_dport = f->is_icmp_echo ? f->sport : f->dport;
+	return 1;
+}
+
+static __always_inline __u32 lookup_identity(const __u8 *addr)
+{
+	struct ipcache_key k = { .prefixlen = 128 };
+	__builtin_memcpy(k.addr, addr, 16);
+	struct ipcache_value *v = bpf_map_lookup_elem(&ipcache, &k);
+	return v ? v->identity : 2; /* reserved:world */
+}
+
+/* The same lookup as MapState.lookup in Swift: longest L4 prefix for the peer and for any peer; the
+ * longer wins, the peer's on a tie. */
+static __always_inline struct policy_value *policy_lookup(void *map, __u32 identity, __u8 dir, __u8 proto, __be16 dport)
+{
+	struct policy_key k = { .prefixlen = 64, .identity = identity, .direction = dir, .protocol = proto, .dport = dport };
+	struct policy_value *specific = bpf_map_lookup_elem(map, &k);
+	k.identity = 0;
+	struct policy_value *any = bpf_map_lookup_elem(map, &k);
+	if (!specific)
+		return any;
+	if (!any)
+		return specific;
+	return any->l4_prefixlen > specific->l4_prefixlen ? any : specific;
+}
+
+static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u32 ep, __u8 dir, int reverse)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	if (reverse) {
+		__builtin_memcpy(k->saddr, f->daddr, 16);
+		__builtin_memcpy(k->daddr, f->saddr, 16);
+		k->sport = f->ct_dport;
+		k->dport = f->ct_sport;
+	} else {
+		__builtin_memcpy(k->saddr, f->saddr, 16);
+		__builtin_memcpy(k->daddr, f->daddr, 16);
+		k->sport = f->ct_sport;
+		k->dport = f->ct_dport;
+	}
+	k->protocol = f->protocol;
+	k->direction = dir;
+	k->endpoint_id = ep;
+}
+
+static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, const struct endpoint_info *ep, __u32 peer,
+				 __u8 dir, __u8 type, __u8 verdict, __u16 reason, const struct policy_value *v)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return;
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->type = type;
+	e->verdict = verdict;
+	e->drop_reason = reason;
+	e->endpoint_id = ep ? ep->endpoint_id : 0;
+	e->local_identity = ep ? ep->identity : 0;
+	e->peer_identity = peer;
+	e->direction = dir;
+	e->protocol = f->protocol;
+	e->tcp_flags = f->tcp_flags;
+	e->l4_prefixlen = v ? v->l4_prefixlen : 255;
+	e->sport = f->sport;
+	e->dport = f->dport;
+	__builtin_memcpy(e->saddr, f->saddr, 16);
+	__builtin_memcpy(e->daddr, f->daddr, 16);
+	e->cookie = v ? v->cookie : 0;
+	e->ifindex = skb->ifindex;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
+{
+	struct flow f = {};
+	int parsed = parse(skb, &f);
+	if (parsed == 0)
+		return TC_ACT_OK;     /* ARP and other non-IP traffic */
+	__u32 ifindex = skb->ifindex;
+	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &ifindex);
+	if (!ep || parsed < 0) {
+		count(dir, DROP_UNKNOWN_SENDER);
+		emit(skb, &f, ep, 0, dir, EVENT_DROP, VERDICT_DROPPED, DROP_UNKNOWN_SENDER, 0);
+		return TC_ACT_SHOT;
+	}
+	__u32 epid = ep->endpoint_id;
+	const __u8 *peer_addr = dir == DIR_EGRESS ? f.daddr : f.saddr;
+	__u32 peer = lookup_identity(peer_addr);
+
+	/* A reply to a flow this endpoint's policy allowed in the other direction passes. */
+	struct ct_key ck;
+	ct_key_of(&ck, &f, epid, dir == DIR_EGRESS ? DIR_INGRESS : DIR_EGRESS, 1);
+	struct ct_value *cv = bpf_map_lookup_elem(&conntrack, &ck);
+	if (cv) {
+		cv->last_seen_ns = bpf_ktime_get_ns();
+		cv->packets += 1;
+		count(dir, COUNTER_REPLY);
+		return TC_ACT_OK;
+	}
+
+	void *policy = bpf_map_lookup_elem(&policy_maps, &epid);
+	struct policy_value *v = policy ? policy_lookup(policy, peer, dir, f.protocol, f.dport) : 0;
+	__u16 reason = 0;
+	if (!v)
+		reason = DROP_POLICY_DENIED;
+	else if (v->flags & POLICY_FLAG_DENY)
+		reason = DROP_POLICY_DENY;
+	else if (v->flags & POLICY_FLAG_REDIRECT)
+		reason = DROP_PROXY_UNAVAILABLE;
+	if (reason) {
+		if (ep->flags & ENDPOINT_FLAG_AUDIT) {
+			count(dir, COUNTER_AUDIT);
+			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_AUDIT, reason, v);
+		} else {
+			count(dir, reason);
+			emit(skb, &f, ep, peer, dir, EVENT_DROP, VERDICT_DROPPED, reason, v);
+			return TC_ACT_SHOT;
+		}
+	} else {
+		count(dir, COUNTER_FORWARDED);
+	}
+
+	ct_key_of(&ck, &f, epid, dir, 0);
+	cv = bpf_map_lookup_elem(&conntrack, &ck);
+	if (cv) {
+		cv->last_seen_ns = bpf_ktime_get_ns();
+		cv->packets += 1;
+	} else {
+		struct ct_value nv = { .last_seen_ns = bpf_ktime_get_ns(), .packets = 1 };
+		bpf_map_update_elem(&conntrack, &ck, &nv, BPF_ANY);
+		if (!reason)
+			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, v);
+	}
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int from_container(struct __sk_buff *skb)
+{
+	return enforce(skb, DIR_EGRESS);
+}
+
+SEC("tc")
+int to_container(struct __sk_buff *skb)
+{
+	return enforce(skb, DIR_INGRESS);
+}

@@ -1,0 +1,127 @@
+/* Membrane datapath: the maps and the key/value layouts shared with userspace.
+ *
+ * The layouts are defined once, here, and mirrored byte for byte by the Swift encoders
+ * (Sources/Policy/MapState.swift: PolicyMapKey.encoded, PolicyEntry.encoded;
+ *  Sources/Datapath/MapLayouts.swift for the other maps). Changing one means changing both.
+ */
+#ifndef MEMBRANE_H
+#define MEMBRANE_H
+
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+#define POLICY_MAP_SIZE   16384
+#define MAX_ENDPOINTS     4096
+#define IPCACHE_SIZE      65536
+#define CT_SIZE           65536
+
+/* Drop reasons, with Cilium's numbers (Hubble's DropReason). */
+#define DROP_POLICY_DENIED      133  /* no entry allows it: default deny */
+#define DROP_UNKNOWN_SENDER     172  /* a packet from an interface that is no known endpoint */
+#define DROP_PROXY_UNAVAILABLE  180  /* L7 redirect, but no proxy serves it: fail closed */
+#define DROP_POLICY_DENY        181  /* an explicit deny entry matched */
+
+/* Verdicts in events and counters. */
+#define VERDICT_FORWARDED  0
+#define VERDICT_DROPPED    1
+#define VERDICT_AUDIT      2
+#define VERDICT_REPLY      3
+
+#define DIR_INGRESS 0
+#define DIR_EGRESS  1
+
+/* Policy map key: an LPM trie key. prefixlen = 40 + the L4 prefix length (0..24): the identity and the
+ * direction always match exactly; protocol and port match up to the L4 prefix. 12 bytes. */
+struct policy_key {
+	__u32 prefixlen;
+	__u32 identity;     /* 0 = any peer */
+	__u8  direction;    /* DIR_INGRESS or DIR_EGRESS */
+	__u8  protocol;     /* IANA number; 0 with an L4 prefix of 0 = any */
+	__be16 dport;       /* ICMP: the type */
+};
+
+#define POLICY_FLAG_DENY     1
+#define POLICY_FLAG_REDIRECT 2
+
+/* Policy map value. l4_prefixlen repeats the key's L4 prefix length, so that the two lookups (peer and
+ * any-peer) can be compared: the longer L4 prefix wins, the peer's on a tie. 12 bytes. */
+struct policy_value {
+	__be16 proxy_port;
+	__u8  flags;
+	__u8  auth_type;
+	__u8  l4_prefixlen;
+	__u8  pad[3];
+	__u32 cookie;       /* index of the entry's attribution in userspace */
+};
+
+/* ipcache: IP prefix -> identity. IPv4 addresses are IPv4-mapped IPv6 (::ffff:a.b.c.d), prefixlen 96 + len. */
+struct ipcache_key {
+	__u32 prefixlen;
+	__u8  addr[16];
+};
+
+struct ipcache_value {
+	__u32 identity;
+	__u32 flags;
+};
+
+#define ENDPOINT_FLAG_AUDIT 1
+
+/* endpoints: host-side interface index -> the endpoint behind it. */
+struct endpoint_info {
+	__u32 endpoint_id;
+	__u32 identity;
+	__u32 flags;
+	__u32 pad;
+};
+
+/* Connection tracking: one entry per endpoint, direction and flow, so that a reply is recognised only
+ * against a connection that the same endpoint's policy allowed. */
+struct ct_key {
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__be16 sport;       /* ICMP echo: the identifier, in both ports */
+	__be16 dport;
+	__u8  protocol;
+	__u8  direction;
+	__u16 pad;
+	__u32 endpoint_id;
+};
+
+struct ct_value {
+	__u64 last_seen_ns;
+	__u64 packets;
+};
+
+/* Event ring buffer records (policy verdicts and drops), read by the agent for flows. */
+#define EVENT_POLICY_VERDICT 1
+#define EVENT_DROP           2
+
+struct event {
+	__u64 timestamp_ns;
+	__u8  type;
+	__u8  verdict;
+	__u16 drop_reason;
+	__u32 endpoint_id;
+	__u32 local_identity;
+	__u32 peer_identity;
+	__u8  direction;
+	__u8  protocol;
+	__u8  tcp_flags;
+	__u8  l4_prefixlen;   /* of the matched entry; 255 when none matched */
+	__be16 sport;
+	__be16 dport;
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__u32 cookie;
+	__u32 ifindex;
+};
+
+/* counters: per CPU, indexed by direction * 256 + reason (reason 0 = forwarded, 1 = reply, 2 = audit). */
+#define COUNTER_FORWARDED 0
+#define COUNTER_REPLY     1
+#define COUNTER_AUDIT     2
+#define COUNTER_SLOTS     512
+
+#endif

@@ -19,6 +19,8 @@ let package = Package(
         .target(name: "PolicyAPI", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Policy", dependencies: ["PolicyAPI"]),
         .target(name: "Cluster", dependencies: ["PolicyAPI", "Policy"]),
+        .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
+        .target(name: "Datapath", dependencies: ["CLibbpf", "Policy", "PolicyAPI"]),
         /// Deterministic randomness shared by the property tests and the benchmarks.
         .target(name: "MembraneTestSupport"),
         .executableTarget(name: "membrane", dependencies: [
@@ -30,6 +32,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["membrane"]),
+        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI", .product(name: "Yams", package: "Yams")],
                     exclude: ["Scenarios"]),
     ]

@@ -3,7 +3,7 @@
 # to a small cluster, validated, turned into identities and policy maps, and connections traced through them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/install-deps.sh
+source scripts/install-deps.sh libbpf-dev
 echo "Building membrane (release)…"
 swift build -c release --product membrane >/dev/null
 M=.build/release/membrane

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Membrane needs on a fresh Debian 12 machine. Idempotent; runs as root (or via sudo).
-# The policy engine and CLI need only the Swift toolchain; later parts (eBPF, etcd) add their packages here.
+# Arguments are Debian packages to install when missing; the Swift toolchain must already be there.
 set -euo pipefail
 need_apt=()
 for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg"); done

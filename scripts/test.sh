@@ -3,6 +3,7 @@
 # run when root or when CI is set, and say so when they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/install-deps.sh
+# libbpf, bpftool and iproute2 for the eBPF datapath; ping and python3 for the traffic in privileged tests.
+source scripts/install-deps.sh libbpf-dev bpftool iproute2 iputils-ping python3
 swift build --build-tests
 swift test --skip-build 2>&1 | tee /tmp/membrane-test.log

@@ -27,12 +27,12 @@ enum PlumbingTestSupport {
 
     /// Host routes for `ipv4/32` (empty when there are none).
     static func hostRoute(_ ipv4: String) -> String {
-        let out = (try? ProcessRunner.run("ip", ["-4", "route", "show", "exact", "\(ipv4)/32"]))?.stdout ?? ""
+        let out = (try? PlumbingRunner.run("ip", ["-4", "route", "show", "exact", "\(ipv4)/32"]))?.stdout ?? ""
         return out.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func netnsList() -> String {
-        (try? ProcessRunner.run("ip", ["netns", "list"]))?.stdout ?? ""
+        (try? PlumbingRunner.run("ip", ["netns", "list"]))?.stdout ?? ""
     }
 
     /// Runs `body` on its own thread; the returned closure waits for and returns its result.
@@ -168,30 +168,30 @@ final class PlumbingSlot<T: Sendable>: @unchecked Sendable {
     }
 
     @Test func processRunnerCapturesStdinStdoutStatusAndTimeout() throws {
-        let cat = try ProcessRunner.run("cat", [], timeout: 5, stdin: "hello\n")
+        let cat = try PlumbingRunner.run("cat", [], timeout: 5, stdin: "hello\n")
         #expect(cat.status == 0)
         #expect(cat.stdout == "hello\n")
 
-        let fail = try ProcessRunner.run("sh", ["-c", "echo out; echo err >&2; exit 3"], timeout: 5)
+        let fail = try PlumbingRunner.run("sh", ["-c", "echo out; echo err >&2; exit 3"], timeout: 5)
         #expect(fail.status == 3)
         #expect(fail.stdout == "out\n")
         #expect(fail.stderr == "err\n")
 
         let start = Date()
-        let slow = try ProcessRunner.run("sleep", ["30"], timeout: 0.5)
+        let slow = try PlumbingRunner.run("sleep", ["30"], timeout: 0.5)
         #expect(slow.timedOut)
-        #expect(slow.status == ProcessRunner.timeoutStatus)
+        #expect(slow.status == PlumbingRunner.timeoutStatus)
         #expect(Date().timeIntervalSince(start) < 10)
 
         // A command that never reads its stdin must not take the test process down with SIGPIPE.
         let big = String(repeating: "x", count: 1 << 20)
-        let noRead = try ProcessRunner.run("true", [], timeout: 5, stdin: big)
+        let noRead = try PlumbingRunner.run("true", [], timeout: 5, stdin: big)
         #expect(noRead.status == 0)
     }
 
     @Test func failingCommandReportsFullCommandLine() {
         do {
-            try ProcessRunner.check("ip", ["link", "show", "dev", "mbh-no-such-link"])
+            try PlumbingRunner.check("ip", ["link", "show", "dev", "mbh-no-such-link"])
             Issue.record("expected failure")
         } catch let PlumbingError.command(cmd, status, stderr) {
             #expect(cmd.contains("ip link show dev mbh-no-such-link"))
@@ -200,7 +200,7 @@ final class PlumbingSlot<T: Sendable>: @unchecked Sendable {
         } catch {
             Issue.record("unexpected error \(error)")
         }
-        #expect(throws: PlumbingError.self) { try ProcessRunner.run("no-such-tool-membrane", []) }
+        #expect(throws: PlumbingError.self) { try PlumbingRunner.run("no-such-tool-membrane", []) }
     }
 }
 
@@ -311,7 +311,7 @@ final class PlumbingSlot<T: Sendable>: @unchecked Sendable {
         // Partially removed: only the namespace is left.
         let ep2 = try Plumbing.createEndpoint(id: 47703, name: "idem", ipv4: ip)
         defer { try? Plumbing.deleteEndpoint(ep2) }
-        _ = try ProcessRunner.check("ip", ["link", "del", "dev", ep2.hostInterface])
+        _ = try PlumbingRunner.check("ip", ["link", "del", "dev", ep2.hostInterface])
         try Plumbing.deleteEndpoint(ep2)
         #expect(!S.netnsList().contains(ep2.netns))
     }
@@ -354,7 +354,7 @@ final class PlumbingSlot<T: Sendable>: @unchecked Sendable {
 
         let start = Date()
         let slow = try Plumbing.exec(ep, ["sleep", "30"], timeout: 1)
-        #expect(slow.status == ProcessRunner.timeoutStatus)
+        #expect(slow.status == PlumbingRunner.timeoutStatus)
         #expect(Date().timeIntervalSince(start) < 10)
 
         let failing = try Plumbing.exec(ep, ["sh", "-c", "exit 7"])

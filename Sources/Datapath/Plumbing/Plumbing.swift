@@ -65,7 +65,7 @@ public enum Plumbing {
 
     /// Idempotent host preparation: enables IPv4 forwarding (only written when not already on).
     public static func prepareHost() throws {
-        guard ProcessRunner.locate("ip") != nil else {
+        guard PlumbingRunner.locate("ip") != nil else {
             throw PlumbingError.invalid("iproute2 `ip` not found (looked in /usr/sbin, /sbin, /usr/bin, /bin and PATH)")
         }
         try setSysctl("net.ipv4.ip_forward", "1")
@@ -87,7 +87,7 @@ public enum Plumbing {
         for link in [host, peer] where linkExists(link) {
             throw PlumbingError.invalid("link \(link) already exists")
         }
-        if let existing = try? ProcessRunner.check("ip", ["-4", "route", "show", "exact", "\(addr)/32"]),
+        if let existing = try? PlumbingRunner.check("ip", ["-4", "route", "show", "exact", "\(addr)/32"]),
            !existing.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             throw PlumbingError.invalid("a host route to \(addr)/32 already exists: \(existing.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
@@ -128,11 +128,11 @@ public enum Plumbing {
             // Roll back what we created (best effort); the original error is the interesting one.
             if createdLink {
                 for link in [host, peer] where linkExists(link) {
-                    _ = try? ProcessRunner.run("ip", ["link", "del", "dev", link], timeout: 30)
+                    _ = try? PlumbingRunner.run("ip", ["link", "del", "dev", link], timeout: 30)
                 }
             }
             if createdNetns {
-                _ = try? ProcessRunner.run("ip", ["netns", "del", ns], timeout: 30)
+                _ = try? PlumbingRunner.run("ip", ["netns", "del", ns], timeout: 30)
             }
             throw error
         }
@@ -150,11 +150,11 @@ public enum Plumbing {
         if linkExists(e.hostInterface) {
             if let addr = canonicalIPv4(e.ipv4) {
                 // Only our route (dev-qualified); absence is fine.
-                _ = try? ProcessRunner.run("ip", ["route", "del", "\(addr)/32", "dev", e.hostInterface], timeout: 30)
+                _ = try? PlumbingRunner.run("ip", ["route", "del", "\(addr)/32", "dev", e.hostInterface], timeout: 30)
             }
-            let outcome = try ProcessRunner.run("ip", ["link", "del", "dev", e.hostInterface], timeout: 30)
+            let outcome = try PlumbingRunner.run("ip", ["link", "del", "dev", e.hostInterface], timeout: 30)
             if outcome.status != 0 && linkExists(e.hostInterface) {
-                throw PlumbingError.command(ProcessRunner.commandLine(["ip", "link", "del", "dev", e.hostInterface]),
+                throw PlumbingError.command(PlumbingRunner.commandLine(["ip", "link", "del", "dev", e.hostInterface]),
                                             status: outcome.status,
                                             stderr: outcome.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
             }
@@ -162,12 +162,12 @@ public enum Plumbing {
         // A half-created endpoint may have left the temporary peer in the host namespace.
         let peer = peerPrefix + e.hostInterface.dropFirst(hostPrefix.count)
         if linkExists(peer) {
-            _ = try? ProcessRunner.run("ip", ["link", "del", "dev", peer], timeout: 30)
+            _ = try? PlumbingRunner.run("ip", ["link", "del", "dev", peer], timeout: 30)
         }
         if netnsExists(e.netns) {
-            let outcome = try ProcessRunner.run("ip", ["netns", "del", e.netns], timeout: 30)
+            let outcome = try PlumbingRunner.run("ip", ["netns", "del", e.netns], timeout: 30)
             if outcome.status != 0 && netnsExists(e.netns) {
-                throw PlumbingError.command(ProcessRunner.commandLine(["ip", "netns", "del", e.netns]),
+                throw PlumbingError.command(PlumbingRunner.commandLine(["ip", "netns", "del", e.netns]),
                                             status: outcome.status,
                                             stderr: outcome.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
             }
@@ -183,7 +183,7 @@ public enum Plumbing {
         guard isSafeName(e.netns), !e.netns.isEmpty else {
             throw PlumbingError.invalid("bad namespace name \(String(reflecting: e.netns))")
         }
-        let outcome = try ProcessRunner.run("ip", ["netns", "exec", e.netns] + argv,
+        let outcome = try PlumbingRunner.run("ip", ["netns", "exec", e.netns] + argv,
                                             timeout: timeout > 0 ? timeout : nil, stdin: stdin)
         return (outcome.status, outcome.stdout, outcome.stderr)
     }
@@ -201,7 +201,7 @@ public enum Plumbing {
 
     @discardableResult
     static func ip(_ args: [String]) throws -> String {
-        try ProcessRunner.check("ip", args)
+        try PlumbingRunner.check("ip", args)
     }
 
     /// Sets a sysctl via `sysctl -w` (or /proc/sys when `sysctl` is absent); skipped when already set.
@@ -211,8 +211,8 @@ public enum Plumbing {
            current.trimmingCharacters(in: .whitespacesAndNewlines) == value {
             return
         }
-        if ProcessRunner.locate("sysctl") != nil {
-            try ProcessRunner.check("sysctl", ["-q", "-w", "\(key)=\(value)"])
+        if PlumbingRunner.locate("sysctl") != nil {
+            try PlumbingRunner.check("sysctl", ["-q", "-w", "\(key)=\(value)"])
         } else {
             do {
                 try (value + "\n").write(toFile: path, atomically: false, encoding: .utf8)
@@ -258,7 +258,7 @@ public enum Plumbing {
 
     static func linkExists(_ name: String, netns: String? = nil) -> Bool {
         let args = (netns.map { ["-n", $0] } ?? []) + ["-o", "link", "show", "dev", name]
-        return (try? ProcessRunner.run("ip", args, timeout: 30).status) == 0
+        return (try? PlumbingRunner.run("ip", args, timeout: 30).status) == 0
     }
 
     static func netnsExists(_ name: String) -> Bool {
@@ -266,7 +266,7 @@ public enum Plumbing {
     }
 
     static func netnsNames() -> [String] {
-        guard let out = try? ProcessRunner.check("ip", ["netns", "list"]) else { return [] }
+        guard let out = try? PlumbingRunner.check("ip", ["netns", "list"]) else { return [] }
         // Lines look like "mb-ep-1 (id: 3)" or just "mb-ep-1".
         return out.split(separator: "\n").compactMap { line in
             line.split(separator: " ").first.map(String.init)
@@ -274,7 +274,7 @@ public enum Plumbing {
     }
 
     static func linkNames() -> [String] {
-        guard let out = try? ProcessRunner.check("ip", ["-o", "link", "show"]) else { return [] }
+        guard let out = try? PlumbingRunner.check("ip", ["-o", "link", "show"]) else { return [] }
         return out.split(separator: "\n").compactMap { parseLinkLine(String($0))?.name }
     }
 
@@ -298,7 +298,7 @@ public enum Plumbing {
         let args = (netns.map { ["-n", $0] } ?? []) + ["-o", "link", "show", "dev", name]
         let out = try ip(args)
         guard let line = out.split(separator: "\n").first, let info = parseLinkLine(String(line)), !info.mac.isEmpty else {
-            throw PlumbingError.command(ProcessRunner.commandLine(["ip"] + args), status: 0,
+            throw PlumbingError.command(PlumbingRunner.commandLine(["ip"] + args), status: 0,
                                         stderr: "could not parse link description: \(out)")
         }
         return info

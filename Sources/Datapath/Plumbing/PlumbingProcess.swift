@@ -6,7 +6,7 @@ import Darwin
 #endif
 
 /// Outcome of one child process.
-struct ProcessOutcome: Sendable {
+struct PlumbingRunOutcome: Sendable {
     var status: Int32
     var stdout: String
     var stderr: String
@@ -14,7 +14,7 @@ struct ProcessOutcome: Sendable {
 }
 
 /// Thread-safe growable byte buffer filled by the pipe readers.
-final class LockedBuffer: @unchecked Sendable {
+final class PlumbingLockedBuffer: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
 
@@ -29,7 +29,7 @@ final class LockedBuffer: @unchecked Sendable {
 }
 
 /// Small helper that runs external tools (`ip`, `sysctl`, ...) without a shell.
-enum ProcessRunner {
+enum PlumbingRunner {
     /// Status reported when a command was killed because it exceeded its timeout (as coreutils `timeout`).
     static let timeoutStatus: Int32 = 124
 
@@ -65,7 +65,7 @@ enum ProcessRunner {
 
     /// Runs `tool args...`; never throws for a non-zero exit (see `check`).
     /// Throws `PlumbingError.command` with status -1 when the tool cannot be found or started.
-    static func run(_ tool: String, _ args: [String], timeout: Double? = nil, stdin: String? = nil) throws -> ProcessOutcome {
+    static func run(_ tool: String, _ args: [String], timeout: Double? = nil, stdin: String? = nil) throws -> PlumbingRunOutcome {
         guard let executable = locate(tool) else {
             throw PlumbingError.command(commandLine([tool] + args), status: -1, stderr: "\(tool): not found")
         }
@@ -92,8 +92,8 @@ enum ProcessRunner {
             throw PlumbingError.command(commandLine([executable] + args), status: -1, stderr: "\(error)")
         }
 
-        let outBuffer = LockedBuffer()
-        let errBuffer = LockedBuffer()
+        let outBuffer = PlumbingLockedBuffer()
+        let errBuffer = PlumbingLockedBuffer()
         let readers = DispatchGroup()
         startReader(outPipe.fileHandleForReading, into: outBuffer, group: readers)
         startReader(errPipe.fileHandleForReading, into: errBuffer, group: readers)
@@ -126,7 +126,7 @@ enum ProcessRunner {
         } else {
             status = process.terminationStatus
         }
-        return ProcessOutcome(status: status, stdout: outBuffer.string, stderr: stderrText, timedOut: timedOut)
+        return PlumbingRunOutcome(status: status, stdout: outBuffer.string, stderr: stderrText, timedOut: timedOut)
     }
 
     /// Runs the command and throws `PlumbingError.command` (with the full command line) on a non-zero exit.
@@ -141,7 +141,7 @@ enum ProcessRunner {
         return outcome.stdout
     }
 
-    private static func startReader(_ handle: FileHandle, into buffer: LockedBuffer, group: DispatchGroup) {
+    private static func startReader(_ handle: FileHandle, into buffer: PlumbingLockedBuffer, group: DispatchGroup) {
         group.enter()
         let thread = Thread {
             defer { group.leave() }

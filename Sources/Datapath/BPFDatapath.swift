@@ -1,0 +1,223 @@
+import CLibbpf
+import Foundation
+import Policy
+import PolicyAPI
+
+/// The loaded datapath: Membrane's tc programs and their maps, pinned under `root` so that they keep
+/// enforcing when the agent stops, and are adopted (not recreated) when it starts again.
+///
+/// One program pair serves every endpoint: it finds the endpoint behind the interface in `endpoints`
+/// and its policy map in `policy_maps` (a map of maps). Each policy map is pinned on its own
+/// (`root/policy_<endpoint id>`), so that an agent restart finds the maps it programmed.
+public final class BPFDatapath: @unchecked Sendable {
+    public let root: String
+    private let object: OpaquePointer
+    public let policyMaps: BPFMap
+    public let ipcache: BPFMap
+    public let endpoints: BPFMap
+    public let conntrack: BPFMap
+    public let counters: BPFMap
+    public let events: BPFMap
+    let fromContainer: Int32
+    let toContainer: Int32
+
+    public static let policyMapCapacity = 16384
+
+    /// Compiles bpf/membrane.c with clang's BPF target (the Swift toolchain's clang works).
+    public static func compile(source: URL, output: URL, clang: String = "clang") throws {
+        try FileManager.default.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [clang, "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu",
+                       "-c", source.path, "-o", output.path]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw DatapathError("clang -target bpf \(source.path): \(message)", errno: 0) }
+    }
+
+    /// Mounts bpffs at /sys/fs/bpf when it is not mounted yet.
+    public static func ensureBPFFS() throws {
+        if let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8),
+           mounts.split(separator: "\n").contains(where: { $0.split(separator: " ").dropFirst().first == "/sys/fs/bpf" && $0.contains(" bpf ") }) {
+            return
+        }
+        guard Glibc.mount("bpf", "/sys/fs/bpf", "bpf", 0, nil) == 0 else { throw DatapathError("mount bpffs at /sys/fs/bpf") }
+    }
+
+    /// Loads the object; maps already pinned under `root` are reused with their contents (adoption).
+    public init(objectFile: URL, root: String = "/sys/fs/bpf/membrane") throws {
+        try BPFDatapath.ensureBPFFS()
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        self.root = root
+        var opts = bpf_object_open_opts()
+        opts.sz = MemoryLayout<bpf_object_open_opts>.size
+        let obj: OpaquePointer? = root.withCString { rootPath in
+            opts.pin_root_path = rootPath
+            return bpf_object__open_file(objectFile.path, &opts)
+        }
+        guard let obj, libbpf_get_error(UnsafeRawPointer(obj)) == 0 else { throw DatapathError("open \(objectFile.path)") }
+        let rc = bpf_object__load(obj)
+        guard rc == 0 else { bpf_object__close(obj); throw DatapathError("load \(objectFile.path)", errno: -rc) }
+        object = obj
+        func map(_ name: String) throws -> BPFMap {
+            guard let m = bpf_object__find_map_by_name(obj, name) else { throw DatapathError("map \(name) missing", errno: 0) }
+            return try BPFMap(fd: bpf_map__fd(m), name: name)
+        }
+        func prog(_ name: String) throws -> Int32 {
+            guard let p = bpf_object__find_program_by_name(obj, name) else { throw DatapathError("program \(name) missing", errno: 0) }
+            return bpf_program__fd(p)
+        }
+        policyMaps = try map("policy_maps"); ipcache = try map("ipcache"); endpoints = try map("endpoints")
+        conntrack = try map("conntrack"); counters = try map("counters"); events = try map("events")
+        fromContainer = try prog("from_container"); toContainer = try prog("to_container")
+    }
+
+    deinit { bpf_object__close(object) }
+
+    // MARK: Endpoints
+
+    /// Attaches the programs to an endpoint's host-side interface (replacing older ones atomically, so that
+    /// a restarted agent takes over without a gap) and records which endpoint is behind it.
+    public func installEndpoint(ifindex: Int32, id: UInt16, identity: NumericIdentity, audit: Bool) throws {
+        try endpoints.update(MapLayouts.endpointKey(ifindex: ifindex), MapLayouts.endpointValue(id: id, identity: identity, audit: audit))
+        var hook = bpf_tc_hook()
+        hook.sz = MemoryLayout<bpf_tc_hook>.size
+        hook.ifindex = ifindex
+        hook.attach_point = BPF_TC_INGRESS
+        let created = bpf_tc_hook_create(&hook)
+        guard created == 0 || -created == EEXIST else { throw DatapathError("create clsact on ifindex \(ifindex)", errno: -created) }
+        for (point, fd) in [(BPF_TC_INGRESS, fromContainer), (BPF_TC_EGRESS, toContainer)] {
+            hook.attach_point = point
+            var opts = bpf_tc_opts()
+            opts.sz = MemoryLayout<bpf_tc_opts>.size
+            opts.prog_fd = fd
+            opts.handle = 1
+            opts.priority = 1
+            opts.flags = UInt32(BPF_TC_F_REPLACE.rawValue)
+            let rc = bpf_tc_attach(&hook, &opts)
+            guard rc == 0 else { throw DatapathError("attach to ifindex \(ifindex)", errno: -rc) }
+        }
+    }
+
+    /// Detaches from the interface (if it still exists) and forgets the endpoint and its policy map.
+    public func removeEndpoint(ifindex: Int32, id: UInt16) throws {
+        var hook = bpf_tc_hook()
+        hook.sz = MemoryLayout<bpf_tc_hook>.size
+        hook.ifindex = ifindex
+        hook.attach_point = bpf_tc_attach_point(rawValue: BPF_TC_INGRESS.rawValue | BPF_TC_EGRESS.rawValue)
+        _ = bpf_tc_hook_destroy(&hook)   // the interface may be gone already
+        try endpoints.delete(MapLayouts.endpointKey(ifindex: ifindex))
+        try removePolicyMap(endpoint: id)
+    }
+
+    // MARK: Policy maps
+
+    func policyMapPath(_ endpoint: UInt16) -> String { "\(root)/policy_\(endpoint)" }
+
+    /// The endpoint's policy map: the pinned one if it exists (adoption), else a new empty one.
+    public func policyMap(endpoint: UInt16) throws -> BPFMap {
+        let path = policyMapPath(endpoint)
+        let map: BPFMap
+        if FileManager.default.fileExists(atPath: path) {
+            map = try BPFMap.pinned(path)
+        } else {
+            var opts = bpf_map_create_opts()
+            opts.sz = MemoryLayout<bpf_map_create_opts>.size
+            opts.map_flags = UInt32(BPF_F_NO_PREALLOC)
+            let fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "mb_policy_\(endpoint)", UInt32(PolicyMapKey.encodedSize),
+                                    UInt32(PolicyEntry.encodedSize), UInt32(BPFDatapath.policyMapCapacity), &opts)
+            guard fd >= 0 else { throw DatapathError("create policy map for endpoint \(endpoint)", errno: -fd) }
+            map = try BPFMap(fd: fd, name: "policy_\(endpoint)")
+            try map.pin(path)
+        }
+        var fd = map.fd
+        try policyMaps.update(MapLayouts.endpointID(endpoint), withUnsafeBytes(of: &fd) { Array($0) })
+        return map
+    }
+
+    public func removePolicyMap(endpoint: UInt16) throws {
+        try policyMaps.delete(MapLayouts.endpointID(endpoint))
+        unlink(policyMapPath(endpoint))
+    }
+
+    /// What a policy map sync did.
+    public struct SyncResult: Sendable {
+        public var added = 0, changed = 0, removed = 0
+        /// The desired state did not fit: the map was emptied so that everything is dropped (fail closed).
+        public var overflow = false
+    }
+
+    /// Programs an endpoint's policy map to hold exactly `state`'s entries, changing entries in place.
+    ///
+    /// The order keeps every intermediate state at most as permissive as the old or the new policy: new
+    /// denies first, then stale allows go, then new allows come, then stale denies go. When the entries
+    /// do not fit, the map is emptied — the datapath then drops everything for this endpoint — and the
+    /// overflow is reported, rather than enforcing an incomplete policy that could let denied traffic through.
+    @discardableResult
+    public func syncPolicy(endpoint: UInt16, state: MapState) throws -> SyncResult {
+        let map = try policyMap(endpoint: endpoint)
+        defer { map.close() }
+        var desired: [[UInt8]: [UInt8]] = [:]
+        for (key, entry) in state.sortedEntries {
+            desired[key.encoded] = entry.encoded(for: key, cookie: entry.origins.first ?? UInt32.max)
+        }
+        var result = SyncResult()
+        let existing = Dictionary(map.entries().map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        func isDeny(_ v: [UInt8]) -> Bool { v.count > 2 && v[2] & 1 == 1 }
+        if desired.count > BPFDatapath.policyMapCapacity {
+            for k in existing.keys { try map.delete(k) }
+            result.overflow = true
+            result.removed = existing.count
+            return result
+        }
+        for (k, v) in desired where isDeny(v) && existing[k] != v {
+            try map.update(k, v); if existing[k] == nil { result.added += 1 } else { result.changed += 1 }
+        }
+        for (k, v) in existing where !isDeny(v) && desired[k] == nil { try map.delete(k); result.removed += 1 }
+        for (k, v) in desired where !isDeny(v) && existing[k] != v {
+            try map.update(k, v); if existing[k] == nil { result.added += 1 } else { result.changed += 1 }
+        }
+        for (k, v) in existing where isDeny(v) && desired[k] == nil { try map.delete(k); result.removed += 1 }
+        return result
+    }
+
+    /// The entries of an endpoint's policy map, read back from the kernel.
+    public func readPolicy(endpoint: UInt16) throws -> [(key: PolicyMapKey, value: [UInt8])] {
+        let map = try BPFMap.pinned(policyMapPath(endpoint))
+        defer { map.close() }
+        return map.entries().compactMap { e in PolicyMapKey(encoded: e.key).map { ($0, e.value) } }.sorted { $0.key < $1.key }
+    }
+
+    // MARK: ipcache
+
+    /// Programs the ipcache to hold exactly these prefixes.
+    public func syncIPCache(_ wanted: [IPPrefix: NumericIdentity]) throws {
+        var desired: [[UInt8]: [UInt8]] = [:]
+        for (p, id) in wanted { desired[MapLayouts.ipcacheKey(p)] = MapLayouts.ipcacheValue(identity: id) }
+        let existing = Dictionary(ipcache.entries().map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        for (k, v) in desired where existing[k] != v { try ipcache.update(k, v) }
+        for k in existing.keys where desired[k] == nil { try ipcache.delete(k) }
+    }
+
+    // MARK: Counters
+
+    public func counter(direction: TrafficDirection, slot: UInt8) -> UInt64 {
+        counters.perCPUSum(MapLayouts.counterSlot(direction: direction, reason: slot))
+    }
+
+    public func dropCount(_ reason: DropReason, direction: TrafficDirection) -> UInt64 {
+        counter(direction: direction, slot: reason.rawValue)
+    }
+
+    public func forwardCount(direction: TrafficDirection) -> UInt64 { counter(direction: direction, slot: 0) }
+
+    /// Removes everything pinned under `root` (maps and policy maps); programs go with their last attachment.
+    public static func unpinAll(root: String = "/sys/fs/bpf/membrane") {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root) else { return }
+        for n in names { unlink("\(root)/\(n)") }
+        rmdir(root)
+    }
+}

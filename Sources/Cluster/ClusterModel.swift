@@ -70,16 +70,8 @@ public struct ClusterModel: Sendable {
     /// Cilium's labels for a pod, before the identity-relevant filter.
     public func podLabels(_ pod: PodObject) -> LabelSet {
         let ns = pod.meta.namespace ?? "default"
-        var labels = pod.meta.labels.map { Label(source: LabelSource.k8s, key: $0.key, value: $0.value) }
-        labels.append(Label(source: LabelSource.k8s, key: WellKnownLabel.podNamespace, value: ns))
-        var nsLabels = namespaces[ns]?.meta.labels ?? [:]
-        nsLabels["kubernetes.io/metadata.name"] = ns
-        for (k, v) in nsLabels {
-            labels.append(Label(source: LabelSource.k8s, key: WellKnownLabel.namespaceLabelsPrefix + k, value: v))
-        }
-        labels.append(Label(source: LabelSource.k8s, key: WellKnownLabel.serviceAccount, value: pod.serviceAccountName))
-        labels.append(Label(source: LabelSource.k8s, key: WellKnownLabel.cluster, value: clusterName))
-        return LabelSet(labels)
+        return WorkloadLabels.of(namespace: ns, labels: pod.meta.labels, namespaceLabels: namespaces[ns]?.meta.labels ?? [:],
+                                 serviceAccount: pod.serviceAccountName, clusterName: clusterName)
     }
 
     public func identityLabels(_ pod: PodObject) -> LabelSet { labelFilter.filter(podLabels(pod)) }

@@ -116,6 +116,15 @@ public struct PolicyEngine: Sendable {
     }
 
     private var endpoints: [UInt16: EndpointState] = [:]
+    /// Endpoints whose map state changed since `takeChangedEndpoints()` was last called: what a datapath
+    /// must program next.
+    private var changedEndpoints = Set<UInt16>()
+
+    /// The endpoints whose map state changed since the last call (including removed ones).
+    public mutating func takeChangedEndpoints() -> Set<UInt16> {
+        defer { changedEndpoints.removeAll() }
+        return changedEndpoints
+    }
     /// selector → endpoints that use it, for identity updates.
     private var selectorUsers: [SelectorID: Set<UInt16>] = [:]
 
@@ -149,6 +158,11 @@ public struct PolicyEngine: Sendable {
 
     public func identity(_ id: NumericIdentity) -> Identity? { selectorCache.identity(id) }
 
+    /// Drops one reference to an allocated identity; the identity goes when its last user does.
+    public mutating func releaseIdentity(_ id: NumericIdentity) {
+        if allocator.release(id) { removeIdentity(id) }
+    }
+
     /// Brings the claims on identity `id` up to date for the selectors whose selection of it changed;
     /// claims through selectors that still select it (or never did) are untouched.
     private mutating func applyIdentityChange(_ id: NumericIdentity, removed: Bool, changedSelectors: [SelectorID]) -> [UInt16] {
@@ -171,6 +185,7 @@ public struct PolicyEngine: Sendable {
             }
             state.mapState.resolve([MapState.Slot(direction: .ingress, identity: id), MapState.Slot(direction: .egress, identity: id)])
             endpoints[ep] = state
+            changedEndpoints.insert(ep)
         }
         return touched.sorted()
     }
@@ -295,6 +310,7 @@ public struct PolicyEngine: Sendable {
                 for sid in sids { selectorCache.retain(sid); selectorUsers[sid, default: []].insert(subject.id) }
             }
             endpoints[subject.id] = shared
+            changedEndpoints.insert(subject.id)
             return
         }
         endpoints[subject.id] = EndpointState(subject: subject, specs: [])
@@ -304,6 +320,7 @@ public struct PolicyEngine: Sendable {
     public mutating func removeEndpoint(_ id: UInt16) {
         guard let old = endpoints.removeValue(forKey: id) else { return }
         releaseSelectors(of: old)
+        changedEndpoints.insert(id)
     }
 
     public var endpointIDs: [UInt16] { endpoints.keys.sorted() }
@@ -406,6 +423,7 @@ public struct PolicyEngine: Sendable {
         state.specs = Array(Set(selecting.map(\.ref))).sorted()
         state.mapState.resolve(touched.slots)
         endpoints[id] = state
+        changedEndpoints.insert(id)
     }
 
     /// Removes the claims that some policies made in one direction, and releases their selectors.
@@ -450,6 +468,7 @@ public struct PolicyEngine: Sendable {
         for dir in TrafficDirection.allCases { addDirection(&state, dir, selecting, touched: &touched) }
         state.mapState.resolveAll()
         endpoints[id] = state
+        changedEndpoints.insert(id)
     }
 
     /// Adds everything one direction of an endpoint's policy claims, given its posture.

@@ -1,3 +1,4 @@
+import AgentAPI
 import ArgumentParser
 import Cluster
 import Policy
@@ -10,14 +11,21 @@ struct IdentityCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List identities, like `cilium-dbg identity list`.")
         @OptionGroup var manifests: ManifestOptions
+        @OptionGroup var agent: AgentOptions
         @OptionGroup var out: OutputOptions
 
         struct Row: Encodable { var id: NumericIdentity; var scope: String; var labels: [String] }
 
         func run() throws {
-            let cluster = try loadCluster(manifests)
-            let ids = cluster.engine.selectorCache.allIdentities
-            let rows = ids.map { Row(id: $0.id, scope: $0.scope, labels: $0.labels.labels.map(\.description)) }
+            let rows: [Row]
+            if manifests.files.isEmpty {
+                // Live: the agent's identities.
+                let ids: [IdentityJSON] = try withAgent { try agent.client.get("/v1/identities") }
+                rows = ids.map { Row(id: $0.id, scope: Identity(id: $0.id, labels: LabelSet()).scope, labels: $0.labels) }
+            } else {
+                let cluster = try loadCluster(manifests)
+                rows = cluster.engine.selectorCache.allIdentities.map { Row(id: $0.id, scope: $0.scope, labels: $0.labels.labels.map(\.description)) }
+            }
             if out.output == .json { try printJSON(rows); return }
             var lines: [[String]] = []
             for r in rows { for (i, l) in labelsText(r.labels).enumerated() { lines.append([i == 0 ? String(r.id) : "", l]) } }
@@ -28,12 +36,14 @@ struct IdentityCommand: ParsableCommand {
 
 struct EndpointCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "endpoint", abstract: "Endpoints (pods and host endpoints).", subcommands: [List.self])
+        commandName: "endpoint", abstract: "Endpoints (pods and host endpoints).",
+        subcommands: [List.self, Create.self, Get.self, Delete.self, Labels.self, Exec.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List endpoints with their policy enforcement, like `cilium-dbg endpoint list`.")
         @OptionGroup var manifests: ManifestOptions
         @OptionGroup var agent: SettingsOptions
+        @OptionGroup var live: AgentOptions
         @OptionGroup var out: OutputOptions
 
         struct Row: Encodable {
@@ -43,6 +53,12 @@ struct EndpointCommand: ParsableCommand {
         }
 
         func run() throws {
+            if manifests.files.isEmpty {
+                // Live: the agent's endpoints.
+                let eps: [EndpointJSON] = try withAgent { try live.client.get("/v1/endpoints") }
+                if out.output == .json { try printJSON(eps) } else { print(endpointTable(eps)) }
+                return
+            }
             let cluster = try loadCluster(manifests, settings: agent.settings())
             let engine = cluster.engine
             let rows = cluster.sortedEndpoints.map { e in

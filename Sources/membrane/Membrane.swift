@@ -7,11 +7,11 @@ struct Membrane: ParsableCommand {
         commandName: "membrane",
         abstract: "Identity-aware network policy for Linux: Cilium's policy model, computed and explained.",
         discussion: """
-        Offline commands read Kubernetes manifests (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy,
-        NetworkPolicy, CiliumCIDRGroup, and the Namespaces, Pods, Nodes and Services they apply to) from
-        files or directories given with -f, and compute what the agent would enforce.
+        Offline commands read Kubernetes manifests (policies, and the Namespaces, Pods, Nodes and Services they \
+        apply to) from files or directories given with -f and compute what the agent would enforce. Live commands \
+        talk to membrane-agent over its unix socket (--socket, or MEMBRANE_SOCKET).
         """,
-        subcommands: [PolicyCommand.self, IdentityCommand.self, EndpointCommand.self])
+        subcommands: [PolicyCommand.self, IdentityCommand.self, EndpointCommand.self, StatusCommand.self, BPFCommand.self])
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -6,7 +6,7 @@ import PolicyAPI
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy", abstract: "Validate policies, trace connections, and show policy maps.",
-        subcommands: [Validate.self, Trace.self, MapCommand.self])
+        subcommands: [Validate.self, Trace.self, MapCommand.self, Apply.self, Delete.self, Get.self])
 }
 
 struct Validate: ParsableCommand {

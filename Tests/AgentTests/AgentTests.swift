@@ -1,0 +1,246 @@
+import Foundation
+import Testing
+
+/// The real agent and the real CLI: endpoints in network namespaces, policies applied through the API and the
+/// manifests directory, real traffic, and an agent killed with SIGKILL and restarted under that traffic.
+@Suite(.serialized)
+struct AgentTests {
+    static let privileged = getuid() == 0 || ProcessInfo.processInfo.environment["CI"] != nil
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func binary(_ name: String) -> String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
+        return FileManager.default.isExecutableFile(atPath: beside.path) ? beside.path : repo.appendingPathComponent(".build/debug/\(name)").path
+    }
+
+    @Test func privilegedSkipNotice() {
+        if !Self.privileged { print("AgentTests: skipping privileged agent tests (not root and CI unset)") }
+    }
+
+    /// An agent in its own socket, state directory, bpf root and pod CIDR.
+    final class Harness: @unchecked Sendable {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mb-agent-\(getpid())-\(UUID().uuidString.prefix(6))").path
+        let bpfRoot = "/sys/fs/bpf/membrane-agenttest-\(getpid())"
+        var socket: String { dir + "/membrane.sock" }
+        var manifests: String { dir + "/manifests" }
+        let cidr: String
+        var agent: Process?
+
+        init(cidr: String) throws {
+            self.cidr = cidr
+            try FileManager.default.createDirectory(atPath: manifests, withIntermediateDirectories: true)
+            try start()
+        }
+
+        func start() throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: AgentTests.binary("membrane-agent"))
+            p.arguments = ["--socket", socket, "--state-dir", dir + "/state", "--bpf-root", bpfRoot, "--pod-cidr", cidr,
+                           "--manifests", manifests, "--bpf-source", AgentTests.repo.appendingPathComponent("bpf/membrane.c").path]
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+            try p.run()
+            agent = p
+            for _ in 0..<100 {
+                if (try? cli(["status", "-o", "json"]).status) == 0 { return }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            Issue.record("the agent did not come up")
+        }
+
+        func kill9() {
+            guard let p = agent else { return }
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            agent = nil
+        }
+
+        @discardableResult
+        func cli(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: AgentTests.binary("membrane"))
+            p.arguments = args
+            var env = ProcessInfo.processInfo.environment
+            env["MEMBRANE_SOCKET"] = socket
+            p.environment = env
+            let out = Pipe(), err = Pipe(), input = Pipe()
+            p.standardOutput = out; p.standardError = err; p.standardInput = input
+            try p.run()
+            if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+            try input.fileHandleForWriting.close()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        }
+
+        func json(_ args: [String]) throws -> Any {
+            let r = try cli(args + ["-o", "json"])
+            #expect(r.status == 0, "\(args): \(r.err)")
+            return try JSONSerialization.jsonObject(with: Data(r.out.utf8))
+        }
+
+        func create(_ ns: String, _ name: String, labels: String) throws -> [String: Any] {
+            try json(["endpoint", "create", "--namespace", ns, "--name", name, "--labels", labels]) as? [String: Any] ?? [:]
+        }
+
+        /// A TCP server answering "ok" inside an endpoint, for `seconds`.
+        func serve(_ endpoint: String, ip: String, port: Int, seconds: Int = 20) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: AgentTests.binary("membrane"))
+            p.arguments = ["endpoint", "exec", endpoint, "--", "timeout", String(seconds), "python3", "-c", """
+                import socket
+                s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(("\(ip)",\(port))); s.listen(64)
+                while True:
+                    c,_=s.accept(); c.sendall(b"ok"); c.close()
+                """]
+            var env = ProcessInfo.processInfo.environment
+            env["MEMBRANE_SOCKET"] = socket
+            p.environment = env
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: 0.4)
+            return p
+        }
+
+        /// Connects `count` times, `interval` apart, from an endpoint; returns how many got "ok".
+        func connects(from endpoint: String, to ip: String, port: Int, count: Int = 1, interval: Double = 0) throws -> Int {
+            let r = try cli(["endpoint", "exec", endpoint, "--", "python3", "-c", """
+                import socket,time
+                n=0
+                for i in range(\(count)):
+                    s=socket.socket(); s.settimeout(1.0)
+                    try:
+                        s.connect(("\(ip)",\(port))); n+= s.recv(2)==b"ok"
+                    except Exception: pass
+                    s.close(); time.sleep(\(interval))
+                print(n)
+                """])
+            return Int(r.out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+
+        func tearDown() {
+            if let eps = try? json(["endpoint", "list"]) as? [[String: Any]] {
+                for e in eps { _ = try? cli(["endpoint", "delete", String(e["id"] as? Int ?? 0)]) }
+            }
+            if let p = agent { p.terminate(); p.waitUntilExit() }
+            if let names = try? FileManager.default.contentsOfDirectory(atPath: bpfRoot) { for n in names { unlink(bpfRoot + "/" + n) } }
+            rmdir(bpfRoot)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+
+    static let dbPolicy = """
+        apiVersion: cilium.io/v2
+        kind: CiliumNetworkPolicy
+        metadata: {name: db, namespace: prod}
+        spec:
+          endpointSelector: {matchLabels: {app: db}}
+          ingress:
+          - fromEndpoints: [{matchLabels: {app: web}}]
+            toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
+        """
+
+    @Test(.enabled(if: privileged, "needs root (or CI)"))
+    func endpointsPoliciesAndLabelsThroughTheCLI() throws {
+        let h = try Harness(cidr: "10.203.1.0/24")
+        defer { h.tearDown() }
+        let web = try h.create("prod", "web", labels: "app=web")
+        let db = try h.create("prod", "db", labels: "app=db,tier=data")
+        let other = try h.create("prod", "other", labels: "app=other")
+        let dbIP = db["ipv4"] as? String ?? ""
+        #expect(web["netns"] as? String != nil && (web["identity"] as? Int ?? 0) >= 256)
+        let server = try h.serve("prod/db", ip: dbIP, port: 5432, seconds: 30)
+        defer { server.terminate() }
+
+        #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 1, "no policy yet")
+
+        // An invalid policy is rejected with the validator's error and changes nothing.
+        let bad = try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy.replacingOccurrences(of: "toPorts", with: "toPort"))
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("unknown field \"toPort\""))
+        #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 1)
+
+        #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy).status == 0)
+        #expect(try h.connects(from: "prod/web", to: dbIP, port: 5432) == 1)
+        #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 0)
+        let policies = try h.json(["policy", "get"]) as? [[String: Any]] ?? []
+        #expect(policies.contains { $0["name"] as? String == "db" })
+
+        // The kernel's map, read back.
+        let entries = try h.json(["bpf", "policy", "get", "prod/db"]) as? [[String: Any]] ?? []
+        #expect(entries.contains { $0["identity"] as? Int == web["identity"] as? Int && $0["port"] as? String == "5432/TCP" })
+        let list = try h.json(["endpoint", "list"]) as? [[String: Any]] ?? []
+        #expect(list.first { $0["name"] as? String == "db" }?["ingressEnforcement"] as? String == "Enabled")
+
+        // New labels, new identity: the datapath follows.
+        let relabelled = try h.json(["endpoint", "labels", "prod/other", "--labels", "app=web"]) as? [String: Any] ?? [:]
+        #expect(relabelled["identity"] as? Int == web["identity"] as? Int)
+        #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 1)
+
+        // A policy from the manifests directory takes effect, and goes when the file goes.
+        let file = h.manifests + "/deny.yaml"
+        try """
+            apiVersion: cilium.io/v2
+            kind: CiliumNetworkPolicy
+            metadata: {name: deny-other, namespace: prod}
+            spec:
+              endpointSelector: {matchLabels: {app: db}}
+              ingressDeny:
+              - fromEndpoints: [{matchLabels: {app: web}}]
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try h.connects(from: "prod/web", to: dbIP, port: 5432) == 0, "deny from the manifests directory wins")
+        try FileManager.default.removeItem(atPath: file)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try h.connects(from: "prod/web", to: dbIP, port: 5432) == 1)
+
+        // Deleting an endpoint removes its namespace, link and pinned policy map.
+        let otherID = other["id"] as? Int ?? 0
+        #expect(try h.cli(["endpoint", "delete", "prod/other"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: h.bpfRoot + "/policy_\(otherID)"))
+        #expect(if_nametoindex(other["hostInterface"] as? String ?? "x") == 0)
+        let status = try h.json(["status"]) as? [String: Any] ?? [:]
+        #expect(status["endpoints"] as? Int == 2)
+    }
+
+    @Test(.enabled(if: privileged, "needs root (or CI)"))
+    func killNineUnderTrafficBreaksNothingAndLetsNothingThrough() throws {
+        let h = try Harness(cidr: "10.203.2.0/24")
+        defer { h.tearDown() }
+        _ = try h.create("prod", "web", labels: "app=web")
+        let db = try h.create("prod", "db", labels: "app=db")
+        _ = try h.create("prod", "other", labels: "app=other")
+        let dbIP = db["ipv4"] as? String ?? ""
+        #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy).status == 0)
+        let server = try h.serve("prod/db", ip: dbIP, port: 5432, seconds: 40)
+        defer { server.terminate() }
+
+        // Continuous traffic from both sides while the agent is killed and restarted.
+        final class Results: @unchecked Sendable {
+            let lock = NSLock()
+            var counts: [String: Int] = [:]
+            func set(_ k: String, _ v: Int) { lock.lock(); counts[k] = v; lock.unlock() }
+        }
+        let results = Results()
+        let group = DispatchGroup()
+        for (name, key) in [("prod/web", "allowed"), ("prod/other", "denied")] {
+            group.enter()
+            DispatchQueue.global().async {
+                results.set(key, (try? h.connects(from: name, to: dbIP, port: 5432, count: 40, interval: 0.05)) ?? -1)
+                group.leave()
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.7)
+        h.kill9()
+        Thread.sleep(forTimeInterval: 0.5)
+        try h.start()
+        group.wait()
+        #expect(results.counts["allowed"] == 40, "every allowed connection succeeded")
+        #expect(results.counts["denied"] == 0, "no denied connection got through")
+
+        // The restarted agent adopted the endpoints and the policy.
+        let eps = try h.json(["endpoint", "list"]) as? [[String: Any]] ?? []
+        #expect(eps.count == 3)
+        #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 0)
+    }
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Membrane's whole test suite: unit, property, scenario and CLI tests. Privileged suites (later issues)
-# run when root or when CI is set, and say so when they skip.
+# Membrane's whole test suite: unit, property, scenario, CLI, datapath and agent tests. The privileged
+# suites (network namespaces, eBPF) run when root or when CI is set, and say so when they skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # libbpf, bpftool and iproute2 for the eBPF datapath; ping and python3 for the traffic in privileged tests.

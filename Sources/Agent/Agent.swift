@@ -144,9 +144,27 @@ public final class Agent: @unchecked Sendable {
         engine.upsertEndpoint(EndpointSubject(id: r.id, identity: identity))
     }
 
+    /// The host's own addresses (every interface), which the ipcache maps to `reserved:host`: traffic the
+    /// host sends to an endpoint is `host` (allow-localhost), not `world`.
+    static func hostAddresses() -> [IPAddress] {
+        var out: [IPAddress] = []
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return out }
+        defer { freeifaddrs(list) }
+        var cursor: UnsafeMutablePointer<ifaddrs>? = first
+        while let ifa = cursor {
+            defer { cursor = ifa.pointee.ifa_next }
+            guard let sa = ifa.pointee.ifa_addr, sa.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+            let v4 = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+            out.append(IPAddress(ipv4: v4))
+        }
+        return out
+    }
+
     /// Programs the ipcache and the policy maps of the endpoints whose policy changed.
     private func program() throws {
         var cache: [IPPrefix: NumericIdentity] = [:]
+        for a in Agent.hostAddresses() { cache[IPPrefix(address: a, length: 32)] = ReservedIdentity.host.rawValue }
         for (id, r) in records { if let p = IPPrefix(r.plumbing.ipv4 + "/32"), let i = identities[id] { cache[p] = i.id } }
         for (p, id) in engine.cidrIdentities { cache[p] = id }
         if cache != ipcacheEntries { try datapath.syncIPCache(cache); ipcacheEntries = cache }

@@ -305,7 +305,7 @@ private func quietLibbpf() {
         guard let format, let args, level != LIBBPF_DEBUG else { return 0 }
         var buf = [CChar](repeating: 0, count: 2048)
         let n = vsnprintf(&buf, buf.count, format, args)
-        let text = String(cString: buf)
+        let text = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         if text.contains("non-zero extra bytes") || text.contains("Parent Qdisc doesn't exist") { return 0 }
         FileHandle.standardError.write(Data(text.utf8))
         return n
@@ -544,7 +544,7 @@ private final class DatapathBench {
         p.executableURL = URL(fileURLWithPath: dpLocate("ip")!)
         p.arguments = ["netns", "exec", server.netns] + argv
         let path = tmp + "/" + name + ".log"
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let fh = FileHandle(forWritingAtPath: path)!
         p.standardOutput = fh
         p.standardError = fh
@@ -849,8 +849,7 @@ private final class DatapathBench {
             }
             rows.append((c.rawValue, .obj(tests)))
         }
-        var ctEntries = 0
-        ctEntries = datapath.conntrack.keys().count
+        let ctEntries = datapath.conntrack.keys().count
         rows.append(("bpf_conntrack_entries_at_end", .int(ctEntries)))
         log("  BPF conntrack map: \(ctEntries) entries of 65,536 (LRU; flows are never removed on FIN/RST)")
         return .obj(rows)

@@ -118,6 +118,25 @@ struct AgentTests {
             return Int(r.out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         }
 
+        /// Whether the host itself (the root network namespace) gets an answer.
+        func hostConnects(to ip: String, port: Int) throws -> Bool {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", """
+                import socket
+                s=socket.socket(); s.settimeout(1.0)
+                try:
+                    s.connect(("\(ip)",\(port))); print("ok" if s.recv(2)==b"ok" else "no")
+                except Exception: print("no")
+                """]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return text.contains("ok")
+        }
+
         func tearDown() {
             if let eps = try? json(["endpoint", "list"]) as? [[String: Any]] {
                 for e in eps { _ = try? cli(["endpoint", "delete", String(e["id"] as? Int ?? 0)]) }
@@ -163,6 +182,7 @@ struct AgentTests {
         #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy).status == 0)
         #expect(try h.connects(from: "prod/web", to: dbIP, port: 5432) == 1)
         #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 0)
+        #expect(try h.hostConnects(to: dbIP, port: 5432), "the local host may reach local endpoints (allow-localhost)")
         let policies = try h.json(["policy", "get"]) as? [[String: Any]] ?? []
         #expect(policies.contains { $0["name"] as? String == "db" })
 

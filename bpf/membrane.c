@@ -203,6 +203,20 @@ static __always_inline struct policy_value *policy_lookup(void *map, __u32 ident
 	return any->l4_prefixlen > specific->l4_prefixlen ? any : specific;
 }
 
+static __always_inline int ct_alive(const struct ct_value *v, __u64 now)
+{
+	return now - v->last_seen_ns <= (__u64)v->lifetime_s * 1000000000ULL;
+}
+
+/* Refreshes an entry for one more packet; FIN or RST shortens its life. */
+static __always_inline void ct_touch(struct ct_value *v, const struct flow *f, __u64 now)
+{
+	v->last_seen_ns = now;
+	v->packets += 1;
+	if (f->protocol == IPPROTO_TCP && (f->tcp_flags & 0x05))   /* FIN | RST */
+		v->lifetime_s = CT_LIFETIME_CLOSING;
+}
+
 static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u32 ep, __u8 dir, int reverse)
 {
 	__builtin_memset(k, 0, sizeof(*k));
@@ -266,12 +280,12 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	__u32 peer = lookup_identity(peer_addr);
 
 	/* A reply to a flow this endpoint's policy allowed in the other direction passes. */
+	__u64 now = bpf_ktime_get_ns();
 	struct ct_key ck;
 	ct_key_of(&ck, &f, epid, dir == DIR_EGRESS ? DIR_INGRESS : DIR_EGRESS, 1);
 	struct ct_value *cv = bpf_map_lookup_elem(&conntrack, &ck);
-	if (cv) {
-		cv->last_seen_ns = bpf_ktime_get_ns();
-		cv->packets += 1;
+	if (cv && ct_alive(cv, now)) {
+		ct_touch(cv, &f, now);
 		count(dir, COUNTER_REPLY);
 		return TC_ACT_OK;
 	}
@@ -300,11 +314,15 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 	ct_key_of(&ck, &f, epid, dir, 0);
 	cv = bpf_map_lookup_elem(&conntrack, &ck);
-	if (cv) {
-		cv->last_seen_ns = bpf_ktime_get_ns();
-		cv->packets += 1;
+	if (cv && ct_alive(cv, now)) {
+		ct_touch(cv, &f, now);
 	} else {
-		struct ct_value nv = { .last_seen_ns = bpf_ktime_get_ns(), .packets = 1 };
+		struct ct_value nv = {
+			.last_seen_ns = now, .packets = 1,
+			.lifetime_s = f.protocol == IPPROTO_TCP ? CT_LIFETIME_TCP : CT_LIFETIME_NONTCP,
+		};
+		ct_touch(&nv, &f, now);
+		nv.packets = 1;
 		bpf_map_update_elem(&conntrack, &ck, &nv, BPF_ANY);
 		if (!reason)
 			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, v);

@@ -89,10 +89,18 @@ struct ct_key {
 	__u32 endpoint_id;
 };
 
+/* An entry lives `lifetime_s` after its last packet (Cilium's defaults: TCP 6 h, other protocols 60 s,
+ * 10 s once a FIN or RST was seen); an expired entry is ignored and replaced. */
 struct ct_value {
 	__u64 last_seen_ns;
 	__u64 packets;
+	__u32 lifetime_s;
+	__u32 flags;
 };
+
+#define CT_LIFETIME_TCP     21600
+#define CT_LIFETIME_NONTCP  60
+#define CT_LIFETIME_CLOSING 10
 
 /* Event ring buffer records (policy verdicts and drops), read by the agent for flows. */
 #define EVENT_POLICY_VERDICT 1

@@ -193,9 +193,13 @@ public final class Agent: @unchecked Sendable {
         throw AgentError.conflict("the pod CIDR \(config.podCIDR) is exhausted")
     }
 
+    /// The lowest free endpoint ID, skipping IDs whose interface or namespace exists on the host already
+    /// (another agent's, or another program's).
     private func allocateID() -> UInt16 {
         var id: UInt16 = 1
-        while records[id] != nil { id += 1 }
+        while records[id] != nil || Agent.ifindex("mbh\(id)") != nil || FileManager.default.fileExists(atPath: "/run/netns/mb-ep-\(id)") {
+            id += 1
+        }
         return id
     }
 

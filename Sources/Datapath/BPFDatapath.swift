@@ -3,12 +3,22 @@ import Foundation
 import Policy
 import PolicyAPI
 
+/// A C struct with every byte zero, padding included: libbpf rejects option structs with non-zero bytes
+/// past the fields it knows, and Swift's initializer leaves padding undefined.
+func zeroed<T>(_: T.Type) -> T {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
+    defer { p.deallocate() }
+    p.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.size)
+    return p.load(as: T.self)
+}
+
 /// The loaded datapath: Membrane's tc programs and their maps, pinned under `root` so that they keep
 /// enforcing when the agent stops, and are adopted (not recreated) when it starts again.
 ///
 /// One program pair serves every endpoint: it finds the endpoint behind the interface in `endpoints`
 /// and its policy map in `policy_maps` (a map of maps). Each policy map is pinned on its own
 /// (`root/policy_<endpoint id>`), so that an agent restart finds the maps it programmed.
+/// Not thread-safe: callers serialize their calls (the agent does, under its lock).
 public final class BPFDatapath: @unchecked Sendable {
     public let root: String
     private let object: OpaquePointer
@@ -52,7 +62,7 @@ public final class BPFDatapath: @unchecked Sendable {
         try BPFDatapath.ensureBPFFS()
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         self.root = root
-        var opts = bpf_object_open_opts()
+        var opts = zeroed(bpf_object_open_opts.self)
         opts.sz = MemoryLayout<bpf_object_open_opts>.size
         let obj: OpaquePointer? = root.withCString { rootPath in
             opts.pin_root_path = rootPath
@@ -75,7 +85,15 @@ public final class BPFDatapath: @unchecked Sendable {
         fromContainer = try prog("from_container"); toContainer = try prog("to_container")
     }
 
-    deinit { bpf_object__close(object) }
+    /// Open policy maps, and what this process last programmed into each (so a sync writes only the
+    /// difference, without reading the map back).
+    private var openPolicyMaps: [UInt16: BPFMap] = [:]
+    private var programmed: [UInt16: [[UInt8]: [UInt8]]] = [:]
+
+    deinit {
+        for m in openPolicyMaps.values { m.close() }
+        bpf_object__close(object)
+    }
 
     // MARK: Endpoints
 
@@ -83,7 +101,7 @@ public final class BPFDatapath: @unchecked Sendable {
     /// a restarted agent takes over without a gap) and records which endpoint is behind it.
     public func installEndpoint(ifindex: Int32, id: UInt16, identity: NumericIdentity, audit: Bool) throws {
         try endpoints.update(MapLayouts.endpointKey(ifindex: ifindex), MapLayouts.endpointValue(id: id, identity: identity, audit: audit))
-        var hook = bpf_tc_hook()
+        var hook = zeroed(bpf_tc_hook.self)
         hook.sz = MemoryLayout<bpf_tc_hook>.size
         hook.ifindex = ifindex
         hook.attach_point = BPF_TC_INGRESS
@@ -91,7 +109,7 @@ public final class BPFDatapath: @unchecked Sendable {
         guard created == 0 || -created == EEXIST else { throw DatapathError("create clsact on ifindex \(ifindex)", errno: -created) }
         for (point, fd) in [(BPF_TC_INGRESS, fromContainer), (BPF_TC_EGRESS, toContainer)] {
             hook.attach_point = point
-            var opts = bpf_tc_opts()
+            var opts = zeroed(bpf_tc_opts.self)
             opts.sz = MemoryLayout<bpf_tc_opts>.size
             opts.prog_fd = fd
             opts.handle = 1
@@ -102,29 +120,38 @@ public final class BPFDatapath: @unchecked Sendable {
         }
     }
 
-    /// Detaches from the interface (if it still exists) and forgets the endpoint and its policy map.
+    /// Detaches from the interface (if it still exists) and forgets the endpoint, its policy map and its
+    /// connection-tracking entries (so that a later endpoint with the same ID inherits no flows).
     public func removeEndpoint(ifindex: Int32, id: UInt16) throws {
-        var hook = bpf_tc_hook()
+        var hook = zeroed(bpf_tc_hook.self)
         hook.sz = MemoryLayout<bpf_tc_hook>.size
         hook.ifindex = ifindex
         hook.attach_point = bpf_tc_attach_point(rawValue: BPF_TC_INGRESS.rawValue | BPF_TC_EGRESS.rawValue)
-        _ = bpf_tc_hook_destroy(&hook)   // the interface may be gone already
+        let rc = bpf_tc_hook_destroy(&hook)
+        // ENOENT/ENODEV/EINVAL: the interface (and its qdisc) is gone already.
+        guard rc == 0 || [ENOENT, ENODEV, EINVAL].contains(-rc) else { throw DatapathError("detach from ifindex \(ifindex)", errno: -rc) }
         try endpoints.delete(MapLayouts.endpointKey(ifindex: ifindex))
         try removePolicyMap(endpoint: id)
+        for key in conntrack.keys() where key.count >= 44 {
+            let owner = UInt32(key[40]) | UInt32(key[41]) << 8 | UInt32(key[42]) << 16 | UInt32(key[43]) << 24
+            if owner == UInt32(id) { try? conntrack.delete(key) }
+        }
     }
 
     // MARK: Policy maps
 
     func policyMapPath(_ endpoint: UInt16) -> String { "\(root)/policy_\(endpoint)" }
 
-    /// The endpoint's policy map: the pinned one if it exists (adoption), else a new empty one.
+    /// The endpoint's policy map: the pinned one if it exists (adoption), else a new empty one. It is put
+    /// into `policy_maps` once, when first opened: each update of a map-of-maps waits for an RCU grace period.
     public func policyMap(endpoint: UInt16) throws -> BPFMap {
+        if let m = openPolicyMaps[endpoint] { return m }
         let path = policyMapPath(endpoint)
         let map: BPFMap
         if FileManager.default.fileExists(atPath: path) {
             map = try BPFMap.pinned(path)
         } else {
-            var opts = bpf_map_create_opts()
+            var opts = zeroed(bpf_map_create_opts.self)
             opts.sz = MemoryLayout<bpf_map_create_opts>.size
             opts.map_flags = UInt32(BPF_F_NO_PREALLOC)
             let fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "mb_policy_\(endpoint)", UInt32(PolicyMapKey.encodedSize),
@@ -135,12 +162,17 @@ public final class BPFDatapath: @unchecked Sendable {
         }
         var fd = map.fd
         try policyMaps.update(MapLayouts.endpointID(endpoint), withUnsafeBytes(of: &fd) { Array($0) })
+        openPolicyMaps[endpoint] = map
+        // What the map holds now (adopted maps hold what the previous agent programmed).
+        programmed[endpoint] = Dictionary(map.entries().map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
         return map
     }
 
     public func removePolicyMap(endpoint: UInt16) throws {
         try policyMaps.delete(MapLayouts.endpointID(endpoint))
         unlink(policyMapPath(endpoint))
+        openPolicyMaps.removeValue(forKey: endpoint)?.close()
+        programmed[endpoint] = nil
     }
 
     /// What a policy map sync did.
@@ -159,14 +191,14 @@ public final class BPFDatapath: @unchecked Sendable {
     @discardableResult
     public func syncPolicy(endpoint: UInt16, state: MapState) throws -> SyncResult {
         let map = try policyMap(endpoint: endpoint)
-        defer { map.close() }
         var desired: [[UInt8]: [UInt8]] = [:]
         for (key, entry) in state.sortedEntries {
             desired[key.encoded] = entry.encoded(for: key, cookie: entry.origins.first ?? UInt32.max)
         }
         var result = SyncResult()
-        let existing = Dictionary(map.entries().map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        let existing = programmed[endpoint] ?? [:]
         func isDeny(_ v: [UInt8]) -> Bool { v.count > 2 && v[2] & 1 == 1 }
+        defer { programmed[endpoint] = result.overflow ? [:] : desired }
         if desired.count > BPFDatapath.policyMapCapacity {
             for k in existing.keys { try map.delete(k) }
             result.overflow = true

@@ -103,8 +103,10 @@ struct AgentTests {
         }
 
         /// Connects `count` times, `interval` apart, from an endpoint; returns how many got "ok".
-        func connects(from endpoint: String, to ip: String, port: Int, count: Int = 1, interval: Double = 0) throws -> Int {
-            let r = try cli(["endpoint", "exec", endpoint, "--", "python3", "-c", """
+        /// With `netns`, runs in that namespace directly (no agent needed, e.g. while it is down).
+        func connects(from endpoint: String, to ip: String, port: Int, count: Int = 1, interval: Double = 0, netns: String? = nil) throws -> Int {
+            let launcher = netns.map { ["ip", "netns", "exec", $0] } ?? ["endpoint", "exec", endpoint, "--"]
+            let argv = launcher + ["python3", "-c", """
                 import socket,time
                 n=0
                 for i in range(\(count)):
@@ -114,8 +116,22 @@ struct AgentTests {
                     except Exception: pass
                     s.close(); time.sleep(\(interval))
                 print(n)
-                """])
+                """]
+            let r = try netns == nil ? cli(argv) : run(argv)
             return Int(r.out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+
+        /// Runs a command directly (not through the CLI).
+        func run(_ argv: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = argv
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out; p.standardError = err
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
         }
 
         /// Whether the host itself (the root network namespace) gets an answer.
@@ -227,9 +243,9 @@ struct AgentTests {
     func killNineUnderTrafficBreaksNothingAndLetsNothingThrough() throws {
         let h = try Harness(cidr: "10.203.2.0/24")
         defer { h.tearDown() }
-        _ = try h.create("prod", "web", labels: "app=web")
+        let web = try h.create("prod", "web", labels: "app=web")
         let db = try h.create("prod", "db", labels: "app=db")
-        _ = try h.create("prod", "other", labels: "app=other")
+        let other = try h.create("prod", "other", labels: "app=other")
         let dbIP = db["ipv4"] as? String ?? ""
         #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy).status == 0)
         let server = try h.serve("prod/db", ip: dbIP, port: 5432, seconds: 40)
@@ -243,10 +259,11 @@ struct AgentTests {
         }
         let results = Results()
         let group = DispatchGroup()
-        for (name, key) in [("prod/web", "allowed"), ("prod/other", "denied")] {
+        for (endpoint, key) in [(web, "allowed"), (other, "denied")] {
+            let netns = endpoint["netns"] as? String ?? ""
             group.enter()
             DispatchQueue.global().async {
-                results.set(key, (try? h.connects(from: name, to: dbIP, port: 5432, count: 40, interval: 0.05)) ?? -1)
+                results.set(key, (try? h.connects(from: "", to: dbIP, port: 5432, count: 40, interval: 0.05, netns: netns)) ?? -1)
                 group.leave()
             }
         }

@@ -3,13 +3,17 @@ import Foundation
 import Policy
 import PolicyAPI
 
-/// A C struct with every byte zero, padding included: libbpf rejects option structs with non-zero bytes
-/// past the fields it knows, and Swift's initializer leaves padding undefined.
-func zeroed<T>(_: T.Type) -> T {
-    let p = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
+/// Calls `body` with a libbpf option struct whose every byte is zero, padding included, before `configure`
+/// sets its fields in place. libbpf rejects option structs with non-zero bytes past the fields it knows,
+/// and a Swift value does not keep its padding: copying it to pass `&value` may leave garbage there
+/// (seen in release builds), so the struct lives in zeroed raw memory for its whole life.
+func withZeroedOptions<T, R>(_: T.Type, _ configure: (UnsafeMutablePointer<T>) -> Void,
+                             _ body: (UnsafeMutablePointer<T>) throws -> R) rethrows -> R {
+    let p = UnsafeMutablePointer<T>.allocate(capacity: 1)
     defer { p.deallocate() }
-    p.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.size)
-    return p.load(as: T.self)
+    UnsafeMutableRawPointer(p).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.stride)
+    configure(p)
+    return try body(p)
 }
 
 /// The loaded datapath: Membrane's tc programs and their maps, pinned under `root` so that they keep
@@ -62,11 +66,11 @@ public final class BPFDatapath: @unchecked Sendable {
         try BPFDatapath.ensureBPFFS()
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         self.root = root
-        var opts = zeroed(bpf_object_open_opts.self)
-        opts.sz = MemoryLayout<bpf_object_open_opts>.size
         let obj: OpaquePointer? = root.withCString { rootPath in
-            opts.pin_root_path = rootPath
-            return bpf_object__open_file(objectFile.path, &opts)
+            withZeroedOptions(bpf_object_open_opts.self, {
+                $0.pointee.sz = MemoryLayout<bpf_object_open_opts>.size
+                $0.pointee.pin_root_path = rootPath
+            }) { bpf_object__open_file(objectFile.path, $0) }
         }
         guard let obj, libbpf_get_error(UnsafeRawPointer(obj)) == 0 else { throw DatapathError("open \(objectFile.path)") }
         let rc = bpf_object__load(obj)
@@ -101,33 +105,35 @@ public final class BPFDatapath: @unchecked Sendable {
     /// a restarted agent takes over without a gap) and records which endpoint is behind it.
     public func installEndpoint(ifindex: Int32, id: UInt16, identity: NumericIdentity, audit: Bool) throws {
         try endpoints.update(MapLayouts.endpointKey(ifindex: ifindex), MapLayouts.endpointValue(id: id, identity: identity, audit: audit))
-        var hook = zeroed(bpf_tc_hook.self)
-        hook.sz = MemoryLayout<bpf_tc_hook>.size
-        hook.ifindex = ifindex
-        hook.attach_point = BPF_TC_INGRESS
-        let created = bpf_tc_hook_create(&hook)
-        guard created == 0 || -created == EEXIST else { throw DatapathError("create clsact on ifindex \(ifindex)", errno: -created) }
-        for (point, fd) in [(BPF_TC_INGRESS, fromContainer), (BPF_TC_EGRESS, toContainer)] {
-            hook.attach_point = point
-            var opts = zeroed(bpf_tc_opts.self)
-            opts.sz = MemoryLayout<bpf_tc_opts>.size
-            opts.prog_fd = fd
-            opts.handle = 1
-            opts.priority = 1
-            opts.flags = UInt32(BPF_TC_F_REPLACE.rawValue)
-            let rc = bpf_tc_attach(&hook, &opts)
-            guard rc == 0 else { throw DatapathError("attach to ifindex \(ifindex)", errno: -rc) }
+        try withZeroedOptions(bpf_tc_hook.self, {
+            $0.pointee.sz = MemoryLayout<bpf_tc_hook>.size
+            $0.pointee.ifindex = ifindex
+            $0.pointee.attach_point = BPF_TC_INGRESS
+        }) { hook in
+            let created = bpf_tc_hook_create(hook)
+            guard created == 0 || -created == EEXIST else { throw DatapathError("create clsact on ifindex \(ifindex)", errno: -created) }
+            for (point, fd) in [(BPF_TC_INGRESS, fromContainer), (BPF_TC_EGRESS, toContainer)] {
+                hook.pointee.attach_point = point
+                let rc = withZeroedOptions(bpf_tc_opts.self, {
+                    $0.pointee.sz = MemoryLayout<bpf_tc_opts>.size
+                    $0.pointee.prog_fd = fd
+                    $0.pointee.handle = 1
+                    $0.pointee.priority = 1
+                    $0.pointee.flags = UInt32(BPF_TC_F_REPLACE.rawValue)
+                }) { bpf_tc_attach(hook, $0) }
+                guard rc == 0 else { throw DatapathError("attach to ifindex \(ifindex)", errno: -rc) }
+            }
         }
     }
 
     /// Detaches from the interface (if it still exists) and forgets the endpoint, its policy map and its
     /// connection-tracking entries (so that a later endpoint with the same ID inherits no flows).
     public func removeEndpoint(ifindex: Int32, id: UInt16) throws {
-        var hook = zeroed(bpf_tc_hook.self)
-        hook.sz = MemoryLayout<bpf_tc_hook>.size
-        hook.ifindex = ifindex
-        hook.attach_point = bpf_tc_attach_point(rawValue: BPF_TC_INGRESS.rawValue | BPF_TC_EGRESS.rawValue)
-        let rc = bpf_tc_hook_destroy(&hook)
+        let rc = withZeroedOptions(bpf_tc_hook.self, {
+            $0.pointee.sz = MemoryLayout<bpf_tc_hook>.size
+            $0.pointee.ifindex = ifindex
+            $0.pointee.attach_point = bpf_tc_attach_point(rawValue: BPF_TC_INGRESS.rawValue | BPF_TC_EGRESS.rawValue)
+        }) { bpf_tc_hook_destroy($0) }
         // ENOENT/ENODEV/EINVAL: the interface (and its qdisc) is gone already.
         guard rc == 0 || [ENOENT, ENODEV, EINVAL].contains(-rc) else { throw DatapathError("detach from ifindex \(ifindex)", errno: -rc) }
         try endpoints.delete(MapLayouts.endpointKey(ifindex: ifindex))
@@ -151,11 +157,13 @@ public final class BPFDatapath: @unchecked Sendable {
         if FileManager.default.fileExists(atPath: path) {
             map = try BPFMap.pinned(path)
         } else {
-            var opts = zeroed(bpf_map_create_opts.self)
-            opts.sz = MemoryLayout<bpf_map_create_opts>.size
-            opts.map_flags = UInt32(BPF_F_NO_PREALLOC)
-            let fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "mb_policy_\(endpoint)", UInt32(PolicyMapKey.encodedSize),
-                                    UInt32(PolicyEntry.encodedSize), UInt32(BPFDatapath.policyMapCapacity), &opts)
+            let fd = withZeroedOptions(bpf_map_create_opts.self, {
+                $0.pointee.sz = MemoryLayout<bpf_map_create_opts>.size
+                $0.pointee.map_flags = UInt32(BPF_F_NO_PREALLOC)
+            }) {
+                bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "mb_policy_\(endpoint)", UInt32(PolicyMapKey.encodedSize),
+                               UInt32(PolicyEntry.encodedSize), UInt32(BPFDatapath.policyMapCapacity), $0)
+            }
             guard fd >= 0 else { throw DatapathError("create policy map for endpoint \(endpoint)", errno: -fd) }
             map = try BPFMap(fd: fd, name: "policy_\(endpoint)")
             try map.pin(path)

@@ -253,60 +253,20 @@ final class EventDrain: @unchecked Sendable {
 
 struct DrainError: Error, CustomStringConvertible { var description: String { "ring_buffer__new on the events map failed" } }
 
-// MARK: - Workaround for uninitialized padding in BPFDatapath.installEndpoint
-
-/// `BPFDatapath.installEndpoint` builds `bpf_tc_hook` / `bpf_tc_opts` with `bpf_tc_hook()` / `bpf_tc_opts()` and sets
-/// fields. Both structs end in `size_t :0`, so `sz` (24 / 32) covers 4 padding bytes after the last field, and libbpf
-/// rejects the call with EINVAL ("bpf_tc_hook has non-zero extra bytes") unless they are zero. Swift does not
-/// initialize padding: in a release build the bytes are stale stack contents (objdump shows only the fields stored).
-/// When that happens, the benchmark attaches the same programs the same way itself, with zeroed structs.
+/// Attaches Membrane to an endpoint's interface.
 private func attach(_ dp: BPFDatapath, ifindex: Int32, id: UInt16, identity: NumericIdentity, notes: inout [String]) throws {
-    // After the first failure go straight to the workaround (libbpf would log the same complaint every time).
-    if !notes.contains(where: { $0.hasPrefix("BPFDatapath.installEndpoint failed with EINVAL") }) {
-        do {
-            try dp.installEndpoint(ifindex: ifindex, id: id, identity: identity, audit: false)
-            return
-        } catch let e as DatapathError where e.errno == EINVAL {
-            let note = "BPFDatapath.installEndpoint failed with EINVAL (\(e.operation)): uninitialized padding in bpf_tc_hook/bpf_tc_opts "
-                + "(libbpf: non-zero extra bytes); the benchmark attached with zeroed structs instead"
-            if !notes.contains(note) { notes.append(note) }
-        }
-    }
-    let fields = Dictionary(Mirror(reflecting: dp).children.compactMap { c in c.label.map { ($0, c.value) } }, uniquingKeysWith: { a, _ in a })
-    guard let from = fields["fromContainer"] as? Int32, let to = fields["toContainer"] as? Int32 else {
-        throw BenchError("cannot find the datapath's program descriptors")
-    }
-    try dp.endpoints.update(MapLayouts.endpointKey(ifindex: ifindex), MapLayouts.endpointValue(id: id, identity: identity, audit: false))
-    var hook = bpf_tc_hook()
-    withUnsafeMutableBytes(of: &hook) { _ = memset($0.baseAddress!, 0, $0.count) }
-    hook.sz = MemoryLayout<bpf_tc_hook>.size
-    hook.ifindex = ifindex
-    hook.attach_point = BPF_TC_INGRESS
-    let created = bpf_tc_hook_create(&hook)
-    guard created == 0 || -created == EEXIST else { throw BenchError("create clsact on ifindex \(ifindex): errno \(-created)") }
-    for (point, fd) in [(BPF_TC_INGRESS, from), (BPF_TC_EGRESS, to)] {
-        hook.attach_point = point
-        var opts = bpf_tc_opts()
-        withUnsafeMutableBytes(of: &opts) { _ = memset($0.baseAddress!, 0, $0.count) }
-        opts.sz = MemoryLayout<bpf_tc_opts>.size
-        opts.prog_fd = fd
-        opts.handle = 1
-        opts.priority = 1
-        opts.flags = UInt32(BPF_TC_F_REPLACE.rawValue)
-        let rc = bpf_tc_attach(&hook, &opts)
-        guard rc == 0 else { throw BenchError("attach to ifindex \(ifindex): errno \(-rc)") }
-    }
+    try dp.installEndpoint(ifindex: ifindex, id: id, identity: identity, audit: false)
 }
 
-/// libbpf's log, less two messages this benchmark provokes on purpose or knows about: the padding complaint (noted
-/// once as a problem) and "Parent Qdisc doesn't exists" from querying an interface whose clsact is gone.
+/// libbpf's log, less the message this benchmark provokes on purpose: "Parent Qdisc doesn't exist" from
+/// querying an interface whose clsact is gone (to check that removal detached the programs).
 private func quietLibbpf() {
     _ = libbpf_set_print { level, format, args in
         guard let format, let args, level != LIBBPF_DEBUG else { return 0 }
         var buf = [CChar](repeating: 0, count: 2048)
         let n = vsnprintf(&buf, buf.count, format, args)
         let text = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if text.contains("non-zero extra bytes") || text.contains("Parent Qdisc doesn't exist") { return 0 }
+        if text.contains("Parent Qdisc doesn't exist") { return 0 }
         FileHandle.standardError.write(Data(text.utf8))
         return n
     }
@@ -325,7 +285,7 @@ private func tcProgramID(ifindex: Int32, ingress: Bool) -> UInt32? {
     opts.sz = MemoryLayout<bpf_tc_opts>.size
     opts.handle = 1
     opts.priority = 1
-    return bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : nil
+    return bpf_tc_query(&hook, &opts) == 0 && opts.prog_id != 0 ? opts.prog_id : nil
 }
 
 private func programRunStats(_ id: UInt32) -> (runs: UInt64, ns: UInt64) {
@@ -598,8 +558,8 @@ private final class DatapathBench {
         membraneOn = false; bigOn = false
     }
 
-    /// `removeEndpoint` ignores the result of `bpf_tc_hook_destroy` (same padding problem as install): check that
-    /// the programs are really gone, and delete the clsact qdisc with tc where they are not.
+    /// Removes Membrane from an endpoint, and checks that the programs are really gone (deleting the clsact
+    /// qdisc with tc, and noting it, where they are not).
     func removeEndpoint(_ e: EndpointPlumbing, _ id: UInt16) throws {
         try datapath.removeEndpoint(ifindex: e.hostIfindex, id: id)
         if tcProgramID(ifindex: e.hostIfindex, ingress: true) != nil || tcProgramID(ifindex: e.hostIfindex, ingress: false) != nil {

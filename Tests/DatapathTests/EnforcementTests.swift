@@ -222,3 +222,30 @@ struct EnforcementTests {
         #expect(!left.links.contains("mbh3700"))
     }
 }
+
+@Suite(.serialized)
+struct DetachTests {
+    /// Removing an endpoint detaches the programs from its interface even while the interface lives on.
+    @Test(.enabled(if: EnforcementTests.privileged, "needs root (or CI)"))
+    func removeEndpointDetachesPrograms() throws {
+        let root = "/sys/fs/bpf/membrane-detach-\(getpid())"
+        let object = FileManager.default.temporaryDirectory.appendingPathComponent("membrane-detach-\(getpid()).o")
+        try BPFDatapath.compile(source: EnforcementTests.repo.appendingPathComponent("bpf/membrane.c"), output: object)
+        let datapath = try BPFDatapath(objectFile: object, root: root)
+        defer { BPFDatapath.unpinAll(root: root) }
+        let e = try Plumbing.createEndpoint(id: 3790, name: "detach", ipv4: "10.200.79.90")
+        defer { try? Plumbing.deleteEndpoint(e) }
+        func filters() throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["tc", "filter", "show", "dev", e.hostInterface, "ingress"]
+            let out = Pipe(); p.standardOutput = out; p.standardError = Pipe()
+            try p.run(); p.waitUntilExit()
+            return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        }
+        try datapath.installEndpoint(ifindex: e.hostIfindex, id: 3790, identity: 300, audit: false)
+        #expect(try filters().contains("from_container"))
+        try datapath.removeEndpoint(ifindex: e.hostIfindex, id: 3790)
+        #expect(try !filters().contains("from_container"), "programs still attached after removeEndpoint")
+    }
+}

@@ -47,8 +47,8 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["membrane"]),
-        .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent"]),
-        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster"]),
+        .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent", "MembraneTestSupport"]),
+        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster", "MembraneTestSupport"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI", .product(name: "Yams", package: "Yams")],
                     exclude: ["Scenarios"]),
     ]

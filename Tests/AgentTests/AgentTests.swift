@@ -1,4 +1,5 @@
 import Foundation
+import MembraneTestSupport
 import Testing
 
 /// The real agent and the real CLI: endpoints in network namespaces, policies applied through the API and the
@@ -86,12 +87,8 @@ struct AgentTests {
         func serve(_ endpoint: String, ip: String, port: Int, seconds: Int = 20) throws -> Process {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: AgentTests.binary("membrane"))
-            p.arguments = ["endpoint", "exec", endpoint, "--", "timeout", String(seconds), "python3", "-c", """
-                import socket
-                s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(("\(ip)",\(port))); s.listen(64)
-                while True:
-                    c,_=s.accept(); c.sendall(b"ok"); c.close()
-                """]
+            p.arguments = ["endpoint", "exec", endpoint, "--", "python3", "-c",
+                           TrafficScripts.tcpServer(ip: ip, port: port, seconds: Double(seconds))]
             var env = ProcessInfo.processInfo.environment
             env["MEMBRANE_SOCKET"] = socket
             p.environment = env
@@ -106,19 +103,9 @@ struct AgentTests {
         /// With `netns`, runs in that namespace directly (no agent needed, e.g. while it is down).
         func connects(from endpoint: String, to ip: String, port: Int, count: Int = 1, interval: Double = 0, netns: String? = nil) throws -> Int {
             let launcher = netns.map { ["ip", "netns", "exec", $0] } ?? ["endpoint", "exec", endpoint, "--"]
-            let argv = launcher + ["python3", "-c", """
-                import socket,time
-                n=0
-                for i in range(\(count)):
-                    s=socket.socket(); s.settimeout(1.0)
-                    try:
-                        s.connect(("\(ip)",\(port))); n+= s.recv(2)==b"ok"
-                    except Exception: pass
-                    s.close(); time.sleep(\(interval))
-                print(n)
-                """]
+            let argv = launcher + ["python3", "-c", TrafficScripts.tcpProbe(ip: ip, port: port, count: count, interval: interval)]
             let r = try netns == nil ? cli(argv) : run(argv)
-            return Int(r.out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            return TrafficScripts.count(r.out)
         }
 
         /// Runs a command directly (not through the CLI).
@@ -136,21 +123,7 @@ struct AgentTests {
 
         /// Whether the host itself (the root network namespace) gets an answer.
         func hostConnects(to ip: String, port: Int) throws -> Bool {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", "-c", """
-                import socket
-                s=socket.socket(); s.settimeout(1.0)
-                try:
-                    s.connect(("\(ip)",\(port))); print("ok" if s.recv(2)==b"ok" else "no")
-                except Exception: print("no")
-                """]
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return text.contains("ok")
+            TrafficScripts.count(try run(["python3", "-c", TrafficScripts.tcpProbe(ip: ip, port: port)]).out) == 1
         }
 
         func tearDown() {

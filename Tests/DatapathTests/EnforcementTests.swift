@@ -1,4 +1,5 @@
 import Foundation
+import MembraneTestSupport
 import Testing
 @testable import Datapath
 import Policy
@@ -73,23 +74,8 @@ struct EnforcementTests {
         /// Starts a TCP or UDP echo server in `name`'s namespace for `seconds`.
         func serve(_ name: String, port: UInt16, udp: Bool = false, seconds: Double = 8) throws -> Process {
             let e = endpoints[name]!.plumbing
-            let script = udp ? """
-                import socket,time
-                s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("\(e.ipv4)",\(port))); s.settimeout(\(seconds))
-                end=time.time()+\(seconds)
-                while time.time()<end:
-                    try:
-                        d,a=s.recvfrom(100); s.sendto(d,a)
-                    except Exception: break
-                """ : """
-                import socket,time
-                s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(("\(e.ipv4)",\(port))); s.listen(16); s.settimeout(\(seconds))
-                end=time.time()+\(seconds)
-                while time.time()<end:
-                    try:
-                        c,_=s.accept(); c.sendall(b"ok"); c.close()
-                    except Exception: break
-                """
+            let script = udp ? TrafficScripts.udpServer(ip: e.ipv4, port: Int(port), seconds: seconds)
+                             : TrafficScripts.tcpServer(ip: e.ipv4, port: Int(port), seconds: seconds)
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = ["ip", "netns", "exec", e.netns, "python3", "-c", script]
@@ -104,21 +90,9 @@ struct EnforcementTests {
             guard let port else {
                 return try Plumbing.exec(src, ["ping", "-c", "1", "-W", "1", dst.ipv4], timeout: 5).status == 0
             }
-            let script = udp ? """
-                import socket,sys
-                s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(1.0)
-                s.sendto(b"x",("\(dst.ipv4)",\(port)))
-                try:
-                    s.recvfrom(10); print("ok")
-                except Exception: print("no")
-                """ : """
-                import socket
-                s=socket.socket(); s.settimeout(1.0)
-                try:
-                    s.connect(("\(dst.ipv4)",\(port))); print("ok" if s.recv(2)==b"ok" else "no")
-                except Exception: print("no")
-                """
-            return try Plumbing.exec(src, ["python3", "-c", script], timeout: 5).stdout.contains("ok")
+            let script = udp ? TrafficScripts.udpProbe(ip: dst.ipv4, port: Int(port))
+                             : TrafficScripts.tcpProbe(ip: dst.ipv4, port: Int(port))
+            return TrafficScripts.count(try Plumbing.exec(src, ["python3", "-c", script], timeout: 5).stdout) == 1
         }
     }
 

@@ -276,10 +276,9 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_SHOT;
 	}
 	__u32 epid = ep->endpoint_id;
-	const __u8 *peer_addr = dir == DIR_EGRESS ? f.daddr : f.saddr;
-	__u32 peer = lookup_identity(peer_addr);
 
-	/* A reply to a flow this endpoint's policy allowed in the other direction passes. */
+	/* A reply to a flow this endpoint's policy allowed in the other direction passes (before the
+	 * ipcache lookup, which replies do not need). */
 	__u64 now = bpf_ktime_get_ns();
 	struct ct_key ck;
 	ct_key_of(&ck, &f, epid, dir == DIR_EGRESS ? DIR_INGRESS : DIR_EGRESS, 1);
@@ -290,6 +289,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_OK;
 	}
 
+	__u32 peer = lookup_identity(dir == DIR_EGRESS ? f.daddr : f.saddr);
 	void *policy = bpf_map_lookup_elem(&policy_maps, &epid);
 	struct policy_value *v = policy ? policy_lookup(policy, peer, dir, f.protocol, f.dport) : 0;
 	__u16 reason = 0;

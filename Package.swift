@@ -18,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     ],
     targets: [
         .target(name: "PolicyAPI", dependencies: [.product(name: "Yams", package: "Yams")]),
@@ -26,29 +30,60 @@ let package = Package(
         .systemLibrary(name: "CLibbpf", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
         .target(name: "Datapath", dependencies: ["CLibbpf", "Policy", "PolicyAPI"]),
         .target(name: "AgentAPI"),
+        /// Flows: the store (Hubble's ring buffer and stream semantics), filters, and rendering.
+        .target(name: "Hubble", dependencies: ["HubbleAPI", "PolicyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "Agent", dependencies: [
-            "AgentAPI", "Cluster", "Datapath", "Policy", "PolicyAPI",
+            "AgentAPI", "Cluster", "Datapath", "Policy", "PolicyAPI", "Hubble", "HubbleAPI", "HubbleServer",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "membrane-agent", dependencies: [
-            "Agent", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Agent", "HubbleServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         /// Deterministic randomness shared by the property tests and the benchmarks.
         .target(name: "MembraneTestSupport"),
         .executableTarget(name: "membrane", dependencies: [
-            "PolicyAPI", "Policy", "Cluster", "AgentAPI",
+            "PolicyAPI", "Policy", "Cluster", "AgentAPI", "Hubble", "HubbleAPI", "HubbleClient",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "membrane-bench", dependencies: ["PolicyAPI", "Policy", "Cluster", "Datapath", "MembraneTestSupport"]),
+        .executableTarget(name: "membrane-bench", dependencies: [
+            "PolicyAPI", "Policy", "Cluster", "Datapath", "MembraneTestSupport", "Agent", "Hubble", "HubbleAPI", "HubbleClient",
+            "HubbleServer", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         .testTarget(name: "PolicyAPITests", dependencies: ["PolicyAPI"], exclude: ["Invalid", "Valid"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["membrane"]),
-        .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent", "MembraneTestSupport"]),
+        .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent", "MembraneTestSupport", "Datapath"]),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster", "MembraneTestSupport"]),
+        /// Swift generated from proto/ by scripts/gen-proto.sh (Hubble wire contract); committed, never hand-edited.
+        .target(name: "HubbleAPI", dependencies: [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        ]),
+        /// Hubble-compatible gRPC server (observer.Observer + grpc.health.v1.Health) over h2c on UDS and TCP.
+        .target(name: "HubbleServer", dependencies: [
+            "HubbleAPI",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        /// Client side of the same contract, for `membrane observe`.
+        .target(name: "HubbleClient", dependencies: [
+            "HubbleAPI",
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        ]),
+        .testTarget(name: "HubbleTests", dependencies: ["Hubble", "HubbleAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "HubbleServerTests", dependencies: [
+            "HubbleAPI", "HubbleServer", "HubbleClient",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI", .product(name: "Yams", package: "Yams")],
                     exclude: ["Scenarios"]),
     ]

@@ -190,17 +190,15 @@ static __always_inline __u32 lookup_identity(const __u8 *addr)
 
 /* The same lookup as MapState.lookup in Swift: longest L4 prefix for the peer and for any peer; the
  * longer wins, the peer's on a tie. */
-static __always_inline struct policy_value *policy_lookup(void *map, __u32 identity, __u8 dir, __u8 proto, __be16 dport)
+static __always_inline struct policy_value *policy_lookup(void *map, __u32 identity, __u8 dir, __u8 proto, __be16 dport,
+							  int *any_peer)
 {
 	struct policy_key k = { .prefixlen = 64, .identity = identity, .direction = dir, .protocol = proto, .dport = dport };
 	struct policy_value *specific = bpf_map_lookup_elem(map, &k);
 	k.identity = 0;
 	struct policy_value *any = bpf_map_lookup_elem(map, &k);
-	if (!specific)
-		return any;
-	if (!any)
-		return specific;
-	return any->l4_prefixlen > specific->l4_prefixlen ? any : specific;
+	*any_peer = any && (!specific || any->l4_prefixlen > specific->l4_prefixlen);
+	return *any_peer ? any : specific;
 }
 
 static __always_inline int ct_alive(const struct ct_value *v, __u64 now)
@@ -237,11 +235,13 @@ static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __
 }
 
 static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, const struct endpoint_info *ep, __u32 peer,
-				 __u8 dir, __u8 type, __u8 verdict, __u16 reason, const struct policy_value *v)
+				 __u8 dir, __u8 type, __u8 verdict, __u16 reason, const struct policy_value *v, int any_peer)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		count(dir, COUNTER_EVENTS_LOST);
 		return;
+	}
 	e->timestamp_ns = bpf_ktime_get_ns();
 	e->type = type;
 	e->verdict = verdict;
@@ -252,7 +252,7 @@ static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, co
 	e->direction = dir;
 	e->protocol = f->protocol;
 	e->tcp_flags = f->tcp_flags;
-	e->l4_prefixlen = v ? v->l4_prefixlen : 255;
+	e->l4_prefixlen = v ? (v->l4_prefixlen | (any_peer ? EVENT_MATCH_ANY_PEER : 0)) : 255;
 	e->sport = f->sport;
 	e->dport = f->dport;
 	__builtin_memcpy(e->saddr, f->saddr, 16);
@@ -272,7 +272,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &ifindex);
 	if (!ep || parsed < 0) {
 		count(dir, DROP_UNKNOWN_SENDER);
-		emit(skb, &f, ep, 0, dir, EVENT_DROP, VERDICT_DROPPED, DROP_UNKNOWN_SENDER, 0);
+		emit(skb, &f, ep, 0, dir, EVENT_DROP, VERDICT_DROPPED, DROP_UNKNOWN_SENDER, 0, 0);
 		return TC_ACT_SHOT;
 	}
 	__u32 epid = ep->endpoint_id;
@@ -291,7 +291,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 	__u32 peer = lookup_identity(dir == DIR_EGRESS ? f.daddr : f.saddr);
 	void *policy = bpf_map_lookup_elem(&policy_maps, &epid);
-	struct policy_value *v = policy ? policy_lookup(policy, peer, dir, f.protocol, f.dport) : 0;
+	int any_peer = 0;
+	struct policy_value *v = policy ? policy_lookup(policy, peer, dir, f.protocol, f.dport, &any_peer) : 0;
 	__u16 reason = 0;
 	if (!v)
 		reason = DROP_POLICY_DENIED;
@@ -302,10 +303,10 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	if (reason) {
 		if (ep->flags & ENDPOINT_FLAG_AUDIT) {
 			count(dir, COUNTER_AUDIT);
-			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_AUDIT, reason, v);
+			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_AUDIT, reason, v, any_peer);
 		} else {
 			count(dir, reason);
-			emit(skb, &f, ep, peer, dir, EVENT_DROP, VERDICT_DROPPED, reason, v);
+			emit(skb, &f, ep, peer, dir, EVENT_DROP, VERDICT_DROPPED, reason, v, any_peer);
 			return TC_ACT_SHOT;
 		}
 	} else {
@@ -325,7 +326,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		nv.packets = 1;
 		bpf_map_update_elem(&conntrack, &ck, &nv, BPF_ANY);
 		if (!reason)
-			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, v);
+			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, v, any_peer);
 	}
 	return TC_ACT_OK;
 }

@@ -105,6 +105,7 @@ struct ct_value {
 /* Event ring buffer records (policy verdicts and drops), read by the agent for flows. */
 #define EVENT_POLICY_VERDICT 1
 #define EVENT_DROP           2
+#define EVENT_MATCH_ANY_PEER 0x40
 
 struct event {
 	__u64 timestamp_ns;
@@ -117,7 +118,8 @@ struct event {
 	__u8  direction;
 	__u8  protocol;
 	__u8  tcp_flags;
-	__u8  l4_prefixlen;   /* of the matched entry; 255 when none matched */
+	__u8  l4_prefixlen;   /* of the matched entry, | EVENT_MATCH_ANY_PEER when it was the any-peer entry;
+			       * 255 when none matched */
 	__be16 sport;
 	__be16 dport;
 	__u8  saddr[16];
@@ -126,10 +128,12 @@ struct event {
 	__u32 ifindex;
 };
 
-/* counters: per CPU, indexed by direction * 256 + reason (reason 0 = forwarded, 1 = reply, 2 = audit). */
+/* counters: per CPU, indexed by direction * 256 + reason (reason 0 = forwarded, 1 = reply, 2 = audit,
+ * 3 = events lost). */
 #define COUNTER_FORWARDED 0
 #define COUNTER_REPLY     1
 #define COUNTER_AUDIT     2
+#define COUNTER_EVENTS_LOST 3   /* the events ring buffer was full */
 #define COUNTER_SLOTS     512
 
 #endif

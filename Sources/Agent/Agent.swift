@@ -2,6 +2,7 @@ import AgentAPI
 import Cluster
 import Datapath
 import Foundation
+import Hubble
 import Logging
 import Policy
 import PolicyAPI
@@ -33,14 +34,22 @@ public final class Agent: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var engine: PolicyEngine
     let datapath: BPFDatapath
-    private var records: [UInt16: EndpointRecord] = [:]
-    private var identities: [UInt16: Identity] = [:]
+    var records: [UInt16: EndpointRecord] = [:]
+    var identities: [UInt16: Identity] = [:]
     private var persisted = PersistedState()
     /// Resources from the manifests directory, by file.
     private var manifestResources: [String: [Resource]] = [:]
     private var policySource: [ResourceRef: String] = [:]
     private var overflowed = Set<UInt16>()
-    private var ipcacheEntries: [IPPrefix: NumericIdentity] = [:]
+    var ipcacheEntries: [IPPrefix: NumericIdentity] = [:]
+    /// Hubble's flow ring buffer, fed from the datapath's events.
+    public let flows: FlowStore
+    /// Prometheus metrics (`/metrics`).
+    public let metrics = MetricRegistry()
+    let flowContext = FlowContextBox()
+    private var pipeline: FlowPipeline?
+    /// Datapath events lost since the agent started (the ring buffer was full).
+    var lostEvents: UInt64 { pipeline?.lostSinceStart ?? 0 }
 
     public init(config: AgentConfig, logger: Logger = Logger(label: "membrane-agent")) throws {
         self.config = config
@@ -54,7 +63,21 @@ public final class Agent: @unchecked Sendable {
         try BPFDatapath.compile(source: URL(fileURLWithPath: source), output: object)
         try Plumbing.prepareHost()
         datapath = try BPFDatapath(objectFile: object, root: config.bpfRoot)
+        flows = FlowStore(capacity: config.flowBufferCapacity, nodeName: config.nodeName)
         try adopt()
+        registerMetrics()
+        try startFlowPipeline()
+    }
+
+    deinit { pipeline?.stop() }
+
+    /// Starts turning datapath events into flows (after adoption, so that the context is complete).
+    private func startFlowPipeline() throws {
+        let datapath = self.datapath
+        let p = FlowPipeline(store: flows, metrics: metrics, context: flowContext, cookies: datapath.cookies,
+                             kernelLost: { datapath.lostEvents })
+        try p.start(events: datapath.events)
+        pipeline = p
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
@@ -178,6 +201,7 @@ public final class Agent: @unchecked Sendable {
                 overflowed.remove(id)
             }
         }
+        publishFlowContext()
     }
 
     // MARK: Endpoints
@@ -307,6 +331,18 @@ public final class Agent: @unchecked Sendable {
 
     /// Applies the policies in a YAML text. Any error rejects the whole request and changes nothing.
     public func applyPolicies(yaml: String, source: String = "api") throws -> PolicyApplyResult {
+        let start = ContinuousClock.now
+        do {
+            let result = try applyPoliciesLocked(yaml: yaml, source: source)
+            recordPolicyChange(success: true, source: "api", since: start)
+            return result
+        } catch {
+            recordPolicyChange(success: false, source: "api", since: start)
+            throw error
+        }
+    }
+
+    private func applyPoliciesLocked(yaml: String, source: String) throws -> PolicyApplyResult {
         try locked {
             let set = ManifestDecoder.decode(yaml: yaml, file: source)
             if !set.errors.isEmpty { throw AgentError.invalid(set.errors.map(\.description)) }
@@ -329,6 +365,17 @@ public final class Agent: @unchecked Sendable {
     }
 
     public func deletePolicy(_ ref: ResourceRef) throws {
+        let start = ContinuousClock.now
+        do {
+            try deletePolicyLocked(ref)
+            recordPolicyChange(success: true, source: "api", since: start)
+        } catch {
+            recordPolicyChange(success: false, source: "api", since: start)
+            throw error
+        }
+    }
+
+    private func deletePolicyLocked(_ ref: ResourceRef) throws {
         try locked {
             guard engine.policies[ref] != nil else { throw AgentError.notFound("no policy \(ref)") }
             engine.removePolicy(ref)
@@ -352,6 +399,13 @@ public final class Agent: @unchecked Sendable {
     /// changes nothing: its previous contents stay in force.
     @discardableResult
     public func syncManifestFile(_ file: String, contents: String?) -> [String] {
+        let start = ContinuousClock.now
+        let errors = syncManifestFileLocked(file, contents: contents)
+        recordPolicyChange(success: errors.isEmpty, source: "manifests", since: start)
+        return errors
+    }
+
+    private func syncManifestFileLocked(_ file: String, contents: String?) -> [String] {
         locked {
             var resources: [Resource] = []
             if let contents {

@@ -16,6 +16,13 @@ public struct AgentConfig: Sendable {
     public var bpfSource: String?
     public var clusterName = "default"
     public var settings = EngineSettings()
+    /// Flows kept for `observe` (Hubble's `--hubble-event-buffer-capacity`).
+    public var flowBufferCapacity = 4095
+    /// Hubble's Observer API: a unix socket and a TCP address (nil = off).
+    public var hubbleSocket: String? = "/run/membrane/hubble.sock"
+    public var hubbleListenAddress: String? = "127.0.0.1:4244"
+    /// Prometheus `/metrics` (Cilium's `--prometheus-serve-addr`), nil = off.
+    public var metricsAddress: String? = ":9962"
 
     public init() {}
 

@@ -36,6 +36,8 @@ public final class BPFDatapath: @unchecked Sendable {
     let toContainer: Int32
 
     public static let policyMapCapacity = 16384
+    /// The policies behind each entry's cookie, for attributing events.
+    public let cookies = CookieTable()
 
     /// Compiles bpf/membrane.c with clang's BPF target (the Swift toolchain's clang works).
     public static func compile(source: URL, output: URL, clang: String = "clang") throws {
@@ -201,7 +203,7 @@ public final class BPFDatapath: @unchecked Sendable {
         let map = try policyMap(endpoint: endpoint)
         var desired: [[UInt8]: [UInt8]] = [:]
         for (key, entry) in state.sortedEntries {
-            desired[key.encoded] = entry.encoded(for: key, cookie: entry.origins.first ?? UInt32.max)
+            desired[key.encoded] = entry.encoded(for: key, cookie: cookies.cookie(for: entry.origins))
         }
         var result = SyncResult()
         let existing = programmed[endpoint] ?? [:]
@@ -253,6 +255,9 @@ public final class BPFDatapath: @unchecked Sendable {
     }
 
     public func forwardCount(direction: TrafficDirection) -> UInt64 { counter(direction: direction, slot: 0) }
+
+    /// Events the datapath could not queue because the ring buffer was full (counter slot 3).
+    public var lostEvents: UInt64 { TrafficDirection.allCases.reduce(0) { $0 + counter(direction: $1, slot: 3) } }
 
     /// Removes everything pinned under `root` (maps and policy maps); programs go with their last attachment.
     public static func unpinAll(root: String = "/sys/fs/bpf/membrane") {

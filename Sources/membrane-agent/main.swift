@@ -2,6 +2,7 @@ import Agent
 import AgentAPI
 import ArgumentParser
 import Foundation
+import HubbleServer
 import Logging
 import Policy
 import PolicyAPI
@@ -26,6 +27,11 @@ struct MembraneAgent: AsyncParsableCommand {
     @Option(help: "bpf/membrane.c (found in the checkout by default).") var bpfSource: String?
     @Option(help: "Policy enforcement mode: default, always or never.") var enforcementMode = "default"
     @Flag(help: "Audit mode: would-be drops are forwarded and reported with verdict AUDIT.") var auditMode = false
+    @Option(help: "Hubble's Observer API on a unix socket (`hubble observe --server unix://PATH`); empty = off.")
+    var hubbleSocket = "/run/membrane/hubble.sock"
+    @Option(help: "Hubble's Observer API on TCP, host:port; empty = off.") var hubbleListenAddress = "127.0.0.1:4244"
+    @Option(help: "Flows kept for observe (Hubble's ring buffer).") var hubbleEventBufferCapacity = 4095
+    @Option(help: "Prometheus metrics at http://ADDRESS/metrics (host:port or :port); empty = off.") var prometheusServeAddr = ":9962"
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
@@ -41,9 +47,25 @@ struct MembraneAgent: AsyncParsableCommand {
         config.bpfSource = bpfSource
         guard let mode = EnforcementMode(rawValue: enforcementMode) else { throw ValidationError("--enforcement-mode: default, always or never") }
         config.settings = EngineSettings(enforcementMode: mode, auditMode: auditMode)
+        guard hubbleEventBufferCapacity > 0 else { throw ValidationError("--hubble-event-buffer-capacity must be positive") }
+        config.flowBufferCapacity = hubbleEventBufferCapacity
+        config.hubbleSocket = hubbleSocket.isEmpty ? nil : hubbleSocket
+        config.hubbleListenAddress = hubbleListenAddress.isEmpty ? nil : hubbleListenAddress
+        config.metricsAddress = prometheusServeAddr.isEmpty ? nil : prometheusServeAddr
+        let tcp = try config.hubbleListenAddress.map { address -> (host: String, port: Int) in
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw ValidationError("--hubble-listen-address \(address): expected host:port")
+            }
+            let host = String(address[..<colon])
+            return (host.isEmpty ? "0.0.0.0" : host, port)
+        }
         let agent = try Agent(config: config, logger: logger)
         var services: [any Service] = [APIServer(agent: agent, socketPath: socket, logger: logger)]
         if let manifests { services.append(ManifestWatcher(agent: agent, directory: manifests, logger: logger)) }
+        if config.hubbleSocket != nil || tcp != nil {
+            services.append(HubbleServer(backend: HubbleObserver(agent: agent), unixSocketPath: config.hubbleSocket, tcpAddress: tcp))
+        }
+        if let address = config.metricsAddress { services.append(try MetricsServer(registry: agent.metrics, address: address, logger: logger)) }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

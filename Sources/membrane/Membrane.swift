@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 @main
-struct Membrane: ParsableCommand {
+struct Membrane: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "membrane",
         abstract: "Identity-aware network policy for Linux: Cilium's policy model, computed and explained.",
@@ -11,7 +11,8 @@ struct Membrane: ParsableCommand {
         apply to) from files or directories given with -f and compute what the agent would enforce. Live commands \
         talk to membrane-agent over its unix socket (--socket, or MEMBRANE_SOCKET).
         """,
-        subcommands: [PolicyCommand.self, IdentityCommand.self, EndpointCommand.self, StatusCommand.self, BPFCommand.self])
+        subcommands: [PolicyCommand.self, IdentityCommand.self, EndpointCommand.self, StatusCommand.self, BPFCommand.self,
+                      ObserveCommand.self])
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

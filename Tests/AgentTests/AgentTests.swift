@@ -21,14 +21,19 @@ struct AgentTests {
     /// An agent in its own socket, state directory, bpf root and pod CIDR.
     final class Harness: @unchecked Sendable {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mb-agent-\(getpid())-\(UUID().uuidString.prefix(6))").path
-        let bpfRoot = "/sys/fs/bpf/membrane-agenttest-\(getpid())"
+        let bpfRoot = "/sys/fs/bpf/membrane-agenttest-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
         var socket: String { dir + "/membrane.sock" }
+        var hubbleSocket: String { dir + "/hubble.sock" }
+        /// A port of its own for /metrics (suites run in parallel).
+        let metricsPort = Int.random(in: 20000...29999)
+        let extraArgs: [String]
         var manifests: String { dir + "/manifests" }
         let cidr: String
         var agent: Process?
 
-        init(cidr: String) throws {
+        init(cidr: String, extraArgs: [String] = []) throws {
             self.cidr = cidr
+            self.extraArgs = extraArgs
             try FileManager.default.createDirectory(atPath: manifests, withIntermediateDirectories: true)
             try start()
         }
@@ -37,7 +42,9 @@ struct AgentTests {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: AgentTests.binary("membrane-agent"))
             p.arguments = ["--socket", socket, "--state-dir", dir + "/state", "--bpf-root", bpfRoot, "--pod-cidr", cidr,
-                           "--manifests", manifests, "--bpf-source", AgentTests.repo.appendingPathComponent("bpf/membrane.c").path]
+                           "--manifests", manifests, "--bpf-source", AgentTests.repo.appendingPathComponent("bpf/membrane.c").path,
+                           "--hubble-socket", hubbleSocket, "--hubble-listen-address", "",
+                           "--prometheus-serve-addr", "127.0.0.1:\(metricsPort)"] + extraArgs
             p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
             try p.run()
             agent = p

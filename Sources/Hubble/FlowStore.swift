@@ -1,0 +1,254 @@
+import Foundation
+import HubbleAPI
+import SwiftProtobuf
+
+/// Hubble's flow ring buffer: the last `capacity` flows (default 4,095, as Hubble), in arrival order, with
+/// the number seen since start and the events lost before they reached it.
+///
+/// Every entry has a sequence number; a reader keeps its own cursor, so a slow `follow` reader that the
+/// ring overtakes learns exactly how many flows it missed (sent as `lost_events`, source HUBBLE_RING_BUFFER)
+/// instead of blocking the writer. Appends take the lock once per batch.
+public final class FlowStore: @unchecked Sendable {
+    public static let defaultCapacity = 4095
+
+    public let capacity: Int
+    public let nodeName: String
+    let startedAt = Date()
+    private let lock = NSLock()
+    private var entries: [Entry]
+    /// Sequence number of the next entry; the oldest held is `max(0, next - capacity)`.
+    private var next: UInt64 = 0
+    private var seen: UInt64 = 0
+    private var lostUpstream: UInt64 = 0
+    private var namespaces = Set<String>()
+    private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var waiterID: UInt64 = 0
+
+    /// A flow, or a notice that events were lost before reaching the store (kept in order with the flows).
+    enum Entry {
+        case flow(Flow_Flow, timeNs: Int64)
+        case lost(Flow_LostEvent, timeNs: Int64)
+        var timeNs: Int64 { switch self { case .flow(_, let t), .lost(_, let t): t } }
+    }
+
+    public init(capacity: Int = FlowStore.defaultCapacity, nodeName: String) {
+        precondition(capacity > 0, "flow store capacity must be positive")
+        self.capacity = capacity
+        self.nodeName = nodeName
+        entries = Array(repeating: .lost(Flow_LostEvent(), timeNs: 0), count: capacity)
+    }
+
+    // MARK: Writing
+
+    public func append(_ flows: [Flow_Flow]) {
+        guard !flows.isEmpty else { return }
+        let wake = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            for f in flows {
+                put(.flow(f, timeNs: f.time.nanosecondsSinceEpoch))
+                if !f.source.namespace.isEmpty { namespaces.insert(f.source.namespace) }
+                if !f.destination.namespace.isEmpty { namespaces.insert(f.destination.namespace) }
+            }
+            seen += UInt64(flows.count)
+            return takeWaiters()
+        }
+        for w in wake { w.resume() }
+    }
+
+    public func append(_ flow: Flow_Flow) { append([flow]) }
+
+    /// Records events lost before the store (e.g. the kernel ring buffer was full), as Hubble does with a
+    /// LostEvent entry that readers receive in order.
+    public func recordLost(_ count: UInt64, source: Flow_LostEventSource, at time: Date = Date()) {
+        guard count > 0 else { return }
+        var e = Flow_LostEvent()
+        e.source = source
+        e.numEventsLost = count
+        e.first = Google_Protobuf_Timestamp(date: time)
+        e.last = e.first
+        let wake = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            lostUpstream += count
+            put(.lost(e, timeNs: e.first.nanosecondsSinceEpoch))
+            return takeWaiters()
+        }
+        for w in wake { w.resume() }
+    }
+
+    private func put(_ e: Entry) {
+        entries[Int(next % UInt64(capacity))] = e
+        next += 1
+    }
+
+    private func takeWaiters() -> [CheckedContinuation<Void, Never>] {
+        guard !waiters.isEmpty else { return [] }
+        defer { waiters.removeAll() }
+        return Array(waiters.values)
+    }
+
+    // MARK: Status
+
+    public struct Status: Sendable {
+        public var numFlows: UInt64, maxFlows: UInt64, seenFlows: UInt64, lostUpstream: UInt64, uptimeNs: UInt64
+    }
+
+    public var status: Status {
+        lock.withLock {
+            Status(numFlows: min(next, UInt64(capacity)), maxFlows: UInt64(capacity), seenFlows: seen,
+                   lostUpstream: lostUpstream, uptimeNs: UInt64(max(0, Date().timeIntervalSince(startedAt)) * 1e9))
+        }
+    }
+
+    public var namespacesSeen: [String] { lock.withLock { namespaces.sorted() } }
+
+    // MARK: Reading
+
+    /// The responses to one GetFlows request, with Hubble's stream semantics (reference §2.3):
+    /// `number` N without `first` = the last N matching flows, oldest first; `first` = the first N from the
+    /// oldest end; `since` starts at the first flow at or after it; `until` ends the stream at the first flow
+    /// after it; `follow` keeps streaming new flows (without `number` or `since`: only new ones) until the
+    /// client cancels. Lost-event notices pass every filter and do not count toward N.
+    public func responses(for request: Observer_GetFlowsRequest) throws -> AsyncThrowingStream<Observer_GetFlowsResponse, any Error> {
+        if request.first && request.follow { throw FilterError("first cannot be specified with follow") }
+        let filters = try FlowFilterSet(whitelist: request.whitelist, blacklist: request.blacklist)
+        let since: Int64? = request.hasSince ? request.since.nanosecondsSinceEpoch : nil
+        let until: Int64? = request.hasUntil && !request.follow ? request.until.nanosecondsSinceEpoch : nil
+        let number = request.number
+        let reader = Reader(store: self, filters: filters, since: since, until: until, follow: request.follow,
+                            limit: request.first && number > 0 ? number : nil)
+        lock.withLock {
+            let oldest = next > UInt64(capacity) ? next - UInt64(capacity) : 0
+            if request.first || since != nil || (number == 0 && !request.follow) {
+                reader.cursor = oldest
+            } else if number > 0 {
+                reader.cursor = lastMatching(number, from: oldest, filters: filters, since: since, until: until)
+            } else {
+                reader.cursor = next
+            }
+            reader.end = request.follow ? nil : next
+        }
+        return AsyncThrowingStream(unfolding: { try await reader.nextResponse() })
+    }
+
+    /// The sequence number from which the last `n` matching flows start (the caller holds the lock).
+    private func lastMatching(_ n: UInt64, from oldest: UInt64, filters: FlowFilterSet, since: Int64?, until: Int64?) -> UInt64 {
+        var found: UInt64 = 0
+        var seq = next
+        while seq > oldest && found < n {
+            seq -= 1
+            guard case .flow(let f, let t) = entries[Int(seq % UInt64(capacity))] else { continue }
+            if let until, t > until { continue }
+            if let since, t < since { break }
+            if filters.matches(f) { found += 1 }
+        }
+        return seq
+    }
+
+    /// Copies up to `max` entries from `cursor` (the caller's lock-free snapshot); reports how many the ring
+    /// overwrote before the cursor was reached.
+    fileprivate func read(from cursor: UInt64, max: Int, end: UInt64?) -> (entries: [Entry], next: UInt64, missed: UInt64, atEnd: Bool) {
+        lock.withLock {
+            let oldest = next > UInt64(capacity) ? next - UInt64(capacity) : 0
+            var c = cursor, missed: UInt64 = 0
+            if c < oldest { missed = oldest - c; c = oldest }
+            let stop = min(next, end ?? next, c + UInt64(max))
+            var out: [Entry] = []
+            out.reserveCapacity(Int(stop - c))
+            while c < stop { out.append(entries[Int(c % UInt64(capacity))]); c += 1 }
+            return (out, c, missed, c >= (end ?? UInt64.max) || (end == nil && c >= next))
+        }
+    }
+
+    /// Waits until an entry with sequence number `seq` exists, or the task is cancelled.
+    fileprivate func waitForEntry(_ seq: UInt64) async {
+        let id = lock.withLock { () -> UInt64 in waiterID += 1; return waiterID }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let ready = lock.withLock { () -> Bool in
+                    if next > seq || Task.isCancelled { return true }
+                    waiters[id] = c
+                    return false
+                }
+                if ready { c.resume() }
+            }
+        } onCancel: {
+            let c = lock.withLock { waiters.removeValue(forKey: id) }
+            c?.resume()
+        }
+    }
+
+    /// One GetFlows call's position in the store.
+    fileprivate final class Reader: @unchecked Sendable {
+        let store: FlowStore
+        let filters: FlowFilterSet
+        let since: Int64?, until: Int64?
+        let follow: Bool
+        var limit: UInt64?
+        var cursor: UInt64 = 0
+        var end: UInt64?
+        var pending: [Observer_GetFlowsResponse] = []
+        var pendingIndex = 0
+        var finished = false
+
+        init(store: FlowStore, filters: FlowFilterSet, since: Int64?, until: Int64?, follow: Bool, limit: UInt64?) {
+            self.store = store; self.filters = filters; self.since = since; self.until = until; self.follow = follow; self.limit = limit
+        }
+
+        func nextResponse() async throws -> Observer_GetFlowsResponse? {
+            while true {
+                if pendingIndex < pending.count {
+                    defer { pendingIndex += 1 }
+                    return pending[pendingIndex]
+                }
+                if finished || Task.isCancelled { return nil }
+                pending.removeAll(keepingCapacity: true); pendingIndex = 0
+                let chunk = store.read(from: cursor, max: 512, end: end)
+                cursor = chunk.next
+                if chunk.missed > 0 {
+                    var lost = Flow_LostEvent()
+                    lost.source = .hubbleRingBuffer
+                    lost.numEventsLost = chunk.missed
+                    pending.append(store.response(lost: lost))
+                }
+                for e in chunk.entries {
+                    switch e {
+                    case .lost(let l, let t):
+                        if let since, t < since { continue }
+                        pending.append(store.response(lost: l))
+                    case .flow(let f, let t):
+                        if let since, t < since { continue }
+                        if let until, t > until { finished = true; break }
+                        guard filters.matches(f) else { continue }
+                        pending.append(store.response(flow: f))
+                        if let l = limit {
+                            if l <= 1 { finished = true } else { limit = l - 1 }
+                        }
+                    }
+                    if finished { break }
+                }
+                if chunk.atEnd && !follow { finished = true }
+                if pending.isEmpty && !finished && chunk.entries.isEmpty && chunk.missed == 0 {
+                    await store.waitForEntry(cursor)
+                }
+            }
+        }
+    }
+
+    func response(flow: Flow_Flow) -> Observer_GetFlowsResponse {
+        var r = Observer_GetFlowsResponse()
+        r.flow = flow
+        r.nodeName = flow.nodeName.isEmpty ? nodeName : flow.nodeName
+        r.time = flow.time
+        return r
+    }
+
+    func response(lost: Flow_LostEvent) -> Observer_GetFlowsResponse {
+        var r = Observer_GetFlowsResponse()
+        r.lostEvents = lost
+        r.nodeName = nodeName
+        r.time = lost.hasFirst ? lost.first : Google_Protobuf_Timestamp(date: Date())
+        return r
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    var nanosecondsSinceEpoch: Int64 { seconds * 1_000_000_000 + Int64(nanos) }
+}

@@ -1,0 +1,36 @@
+import GRPCCore
+import HubbleAPI
+
+/// Copies a backend's GetFlows sequence to the RPC until the first of: the sequence ends
+/// (RPC ends OK), it throws (the error goes to the caller), the client cancels, or the server
+/// begins graceful shutdown (both end the RPC quietly).
+///
+/// gRPC reports client cancellation through `ServerContext.RPCCancellationHandle`, not by
+/// cancelling the handler task, so the pump races the copy against that handle and then
+/// cancels the copy. Cancelling the task that iterates an `AsyncThrowingStream` is what
+/// makes the backend's `onTermination` run, which releases its follow subscription.
+enum FlowStreamPump {
+    static func run(
+        _ flows: AsyncThrowingStream<Observer_GetFlowsResponse, any Error>,
+        into writer: RPCWriter<Observer_GetFlowsResponse>,
+        cancellation: ServerContext.RPCCancellationHandle,
+        shutdown: ShutdownSignal
+    ) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for try await response in flows {
+                    try await writer.write(response)
+                }
+            }
+            group.addTask {
+                // Throws CancellationError only when this task is cancelled, i.e. we are done anyway.
+                try? await cancellation.cancelled
+            }
+            group.addTask {
+                await shutdown.wait()
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+}

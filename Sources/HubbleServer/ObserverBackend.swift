@@ -1,0 +1,17 @@
+import HubbleAPI
+
+/// What the Hubble server needs from the agent. The server only speaks the wire protocol;
+/// flow storage, filtering and the follow/number/since semantics live behind this protocol
+/// so they can be tested without gRPC.
+public protocol ObserverBackend: Sendable {
+    /// The responses for one GetFlows call, already filtered and in order; the sequence ending ends the RPC with OK.
+    /// Throwing `ObserverError.invalidArgument(msg)` maps to gRPC InvalidArgument. When the client cancels, the
+    /// server stops iterating (the stream's onTermination fires).
+    func getFlows(_ request: Observer_GetFlowsRequest) -> AsyncThrowingStream<Observer_GetFlowsResponse, any Error>
+    func serverStatus() async -> Observer_ServerStatusResponse
+    func namespaces() async -> [Observer_Namespace]
+    func nodes() async -> [Observer_Node]
+}
+
+/// Errors a backend may throw that the server turns into specific gRPC status codes.
+public enum ObserverError: Error { case invalidArgument(String) }

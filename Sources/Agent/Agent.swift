@@ -14,6 +14,10 @@ struct EndpointRecord: Codable, Sendable {
     var labels: [String: String]
     var serviceAccount: String
     var plumbing: EndpointPlumbing
+    /// The container runtime's ID, for endpoints the CNI plugin added (absent in older state files).
+    var containerID: String?
+    /// The CNI network (config `name`) the endpoint was added to.
+    var cniNetwork: String?
 }
 
 /// What survives an agent restart besides the pinned maps.
@@ -124,8 +128,30 @@ public final class Agent: @unchecked Sendable {
 
     private func identityLabels(_ r: EndpointRecord) -> LabelSet {
         let nsLabels = namespaceLabels(r.namespace)
-        return LabelFilter.cilium.filter(WorkloadLabels.of(namespace: r.namespace, labels: r.labels, namespaceLabels: nsLabels,
-                                                           serviceAccount: r.serviceAccount, clusterName: config.clusterName))
+        return LabelFilter.cilium.filter(WorkloadLabels.of(namespace: r.namespace, labels: effectiveLabels(r), namespaceLabels: nsLabels,
+                                                           serviceAccount: effectiveServiceAccount(r), clusterName: config.clusterName))
+    }
+
+    /// The Pod of that namespace and name in the manifests, if any.
+    private func manifestPod(namespace: String, name: String) -> PodObject? {
+        for file in manifestResources.keys.sorted() {
+            for r in manifestResources[file]! {
+                if case .pod(let p) = r.body, (p.meta.namespace ?? "default") == namespace, p.meta.name == name { return p }
+            }
+        }
+        return nil
+    }
+
+    /// The endpoint's labels: those it was created (or relabelled) with, and over them the labels of the Pod of
+    /// the same namespace and name in the manifests, which win.
+    private func effectiveLabels(_ r: EndpointRecord) -> [String: String] {
+        guard let pod = manifestPod(namespace: r.namespace, name: r.name) else { return r.labels }
+        return r.labels.merging(pod.meta.labels) { _, fromPod in fromPod }
+    }
+
+    /// The Pod's service account when the manifests have the Pod, else the endpoint's own.
+    private func effectiveServiceAccount(_ r: EndpointRecord) -> String {
+        manifestPod(namespace: r.namespace, name: r.name)?.serviceAccountName ?? r.serviceAccount
     }
 
     private func namespaceLabels(_ ns: String) -> [String: String] {
@@ -212,13 +238,38 @@ public final class Agent: @unchecked Sendable {
             guard Agent.validName(req.namespace), Agent.validName(req.name) else {
                 throw AgentError.invalid(["namespace and name must be DNS names, got \"\(req.namespace)/\(req.name)\""])
             }
-            if records.values.contains(where: { $0.namespace == req.namespace && $0.name == req.name }) {
-                throw AgentError.conflict("endpoint \(req.namespace)/\(req.name) already exists")
+            if req.netnsPath == nil && (req.interfaceName != nil || req.containerID != nil) {
+                throw AgentError.invalid(["interfaceName and containerID need netnsPath (an existing network namespace)"])
+            }
+            if let cid = req.containerID, let other = records.values.first(where: { $0.containerID == cid }) {
+                throw AgentError.conflict("container \(cid) already has endpoint \(other.id) (\(other.namespace)/\(other.name))")
+            }
+            if let old = records.values.first(where: { $0.namespace == req.namespace && $0.name == req.name }) {
+                // A runtime that lost a sandbox without DEL, then adds the pod again: the old endpoint's namespace
+                // or veth is gone, so it is replaced. Anything else is a conflict.
+                if req.containerID != nil, old.containerID != nil, !Agent.isAlive(old.plumbing) {
+                    logger.info("endpoint \(old.id) \(old.namespace)/\(old.name) of container \(old.containerID!) is gone; replacing it")
+                    try removeLocked(old.id)
+                } else {
+                    throw AgentError.conflict("endpoint \(req.namespace)/\(req.name) already exists")
+                }
             }
             let id = allocateID()
-            let plumbing = try Plumbing.createEndpoint(id: id, name: "\(req.namespace)-\(req.name)", ipv4: try allocateAddress())
+            let plumbing: EndpointPlumbing
+            do {
+                let name = "\(req.namespace)-\(req.name)", ipv4 = try allocateAddress()
+                if let path = req.netnsPath {
+                    plumbing = try Plumbing.attachEndpoint(id: id, name: name, ipv4: ipv4, netnsPath: path,
+                                                           interfaceName: req.interfaceName ?? "eth0")
+                } else {
+                    plumbing = try Plumbing.createEndpoint(id: id, name: name, ipv4: ipv4)
+                }
+            } catch PlumbingError.invalid(let message) {
+                throw AgentError.invalid([message])
+            }
             let r = EndpointRecord(id: id, namespace: req.namespace, name: req.name, labels: req.labels ?? [:],
-                                   serviceAccount: req.serviceAccount ?? "default", plumbing: plumbing)
+                                   serviceAccount: req.serviceAccount ?? "default", plumbing: plumbing,
+                                   containerID: req.containerID, cniNetwork: req.cniNetwork)
             do {
                 register(r)
                 try program()   // the policy map exists before the programs see the interface: fail closed
@@ -246,7 +297,33 @@ public final class Agent: @unchecked Sendable {
 
     public func plumbing(_ selector: String) throws -> EndpointPlumbing { try locked { records[try resolve(selector)]!.plumbing } }
 
-    public func listEndpoints() -> [EndpointJSON] { locked { records.keys.sorted().map(json) } }
+    public func listEndpoints() -> [EndpointJSON] { locked { records.keys.sorted().map { json($0) } } }
+
+    /// The endpoints of a container (zero or one); with `verify`, each carries what is wrong with its plumbing.
+    public func endpoints(containerID: String, verify: Bool = false) -> [EndpointJSON] {
+        locked {
+            records.values.filter { $0.containerID == containerID }.map(\.id).sorted().map { id in
+                json(id, problems: verify ? Plumbing.verify(records[id]!.plumbing) : nil)
+            }
+        }
+    }
+
+    /// Removes the endpoints of a container; throws `notFound` when it has none.
+    public func deleteEndpoints(containerID: String) throws {
+        try locked {
+            let ids = records.values.filter { $0.containerID == containerID }.map(\.id)
+            if ids.isEmpty { throw AgentError.notFound("no endpoint of container \(containerID)") }
+            for id in ids { try removeLocked(id) }
+            try program()
+            try save()
+        }
+    }
+
+    /// Whether an endpoint's veth still exists (and, for a runtime's namespace, the namespace too).
+    static func isAlive(_ p: EndpointPlumbing) -> Bool {
+        if let path = p.netnsPath, !FileManager.default.fileExists(atPath: path) { return false }
+        return ifindex(p.hostInterface) == p.hostIfindex
+    }
 
     public func deleteEndpoint(_ selector: String) throws {
         try locked {
@@ -282,15 +359,17 @@ public final class Agent: @unchecked Sendable {
         }
     }
 
-    private func json(_ id: UInt16) -> EndpointJSON {
+    private func json(_ id: UInt16, problems: [String]? = nil) -> EndpointJSON {
         let r = records[id]!
         let identity = identities[id]!
         func enforcement(_ d: TrafficDirection) -> String { engine.posture(id, d)?.enforced == true ? "Enabled" : "Disabled" }
-        return EndpointJSON(id: id, namespace: r.namespace, name: r.name, labels: r.labels, serviceAccount: r.serviceAccount,
+        return EndpointJSON(id: id, namespace: r.namespace, name: r.name, labels: effectiveLabels(r), serviceAccount: effectiveServiceAccount(r),
                             identity: identity.id, identityLabels: identity.labels.labels.map(\.description), ipv4: r.plumbing.ipv4,
                             netns: r.plumbing.netns, hostInterface: r.plumbing.hostInterface,
                             ingressEnforcement: enforcement(.ingress), egressEnforcement: enforcement(.egress),
-                            state: overflowed.contains(id) ? "policy-overflow" : "ready")
+                            state: overflowed.contains(id) ? "policy-overflow" : "ready",
+                            containerID: r.containerID, netnsPath: r.plumbing.netnsPath, interfaceName: r.plumbing.containerInterface,
+                            mac: r.plumbing.mac, cniNetwork: r.cniNetwork, problems: problems)
     }
 
     // MARK: Policies
@@ -369,14 +448,19 @@ public final class Agent: @unchecked Sendable {
                 engine.removePolicy(r.ref); policySource[r.ref] = nil
             }
             for r in resources { apply(r, source: file) }
-            // Namespace labels may have changed: endpoints of those namespaces get their identity again.
+            // Namespace or Pod labels may have changed: endpoints of those namespaces, and of those pods, get
+            // their identity again.
             let namespaces = Set((old + resources).compactMap { r -> String? in
                 if case .namespace(let n) = r.body { return n.meta.name } else { return nil }
             })
-            for r in records.values where namespaces.contains(r.namespace) { register(r) }
+            let pods = Set((old + resources).compactMap { r -> String? in
+                if case .pod(let p) = r.body { return "\(p.meta.namespace ?? "default")/\(p.meta.name)" } else { return nil }
+            })
+            let affected = records.values.filter { namespaces.contains($0.namespace) || pods.contains("\($0.namespace)/\($0.name)") }
+            for r in affected { register(r) }
             do {
                 try program()
-                for r in records.values where namespaces.contains(r.namespace) {
+                for r in affected {
                     try datapath.installEndpoint(ifindex: r.plumbing.hostIfindex, id: r.id, identity: identities[r.id]!.id,
                                                  audit: config.settings.auditMode)
                 }

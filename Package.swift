@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "membrane", targets: ["membrane"]),
         .executable(name: "membrane-bench", targets: ["membrane-bench"]),
         .executable(name: "membrane-agent", targets: ["membrane-agent"]),
+        .executable(name: "membrane-cni", targets: ["membrane-cni"]),
         .library(name: "PolicyAPI", targets: ["PolicyAPI"]),
         .library(name: "Policy", targets: ["Policy"]),
         .library(name: "Cluster", targets: ["Cluster"]),
@@ -36,6 +37,9 @@ let package = Package(
             "Agent", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        /// The CNI plugin's protocol (environment, configuration, results, errors) and commands, over the agent's API.
+        .target(name: "CNI", dependencies: ["AgentAPI"]),
+        .executableTarget(name: "membrane-cni", dependencies: ["CNI"]),
         /// Deterministic randomness shared by the property tests and the benchmarks.
         .target(name: "MembraneTestSupport"),
         .executableTarget(name: "membrane", dependencies: [
@@ -48,6 +52,7 @@ let package = Package(
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["membrane"]),
         .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent", "MembraneTestSupport"]),
+        .testTarget(name: "CNITests", dependencies: ["CNI", "membrane-cni", "membrane", "membrane-agent", "MembraneTestSupport"]),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster", "MembraneTestSupport"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI", .product(name: "Yams", package: "Yams")],
                     exclude: ["Scenarios"]),

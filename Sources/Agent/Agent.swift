@@ -58,7 +58,21 @@ public final class Agent: @unchecked Sendable {
         try BPFDatapath.compile(source: URL(fileURLWithPath: source), output: object)
         try Plumbing.prepareHost()
         datapath = try BPFDatapath(objectFile: object, root: config.bpfRoot)
+        if let directory = config.manifestsDirectory { loadManifests(directory) }
         try adopt()
+    }
+
+    /// Reads the manifests directory before adopting endpoints, so that a restarted agent reprograms them with
+    /// the policies, namespace labels and Pod labels in force, not without them until the watcher's first pass.
+    /// Files with errors are skipped here; the watcher reports them.
+    private func loadManifests(_ directory: String) {
+        for path in ManifestWatcher.scan(directory).keys.sorted() {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+            let set = ManifestDecoder.decode(yaml: text, file: path)
+            guard set.errors.isEmpty, !set.resources.isEmpty else { continue }
+            manifestResources[path] = set.resources
+            for r in set.resources { apply(r, source: path) }
+        }
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
@@ -221,12 +235,15 @@ public final class Agent: @unchecked Sendable {
 
     /// The lowest free endpoint ID, skipping IDs whose interface or namespace exists on the host already
     /// (another agent's, or another program's).
-    private func allocateID() -> UInt16 {
+    private func allocateID(excluding: Set<UInt16> = []) -> UInt16 {
         var id: UInt16 = 1
-        while records[id] != nil || Agent.ifindex("mbh\(id)") != nil || FileManager.default.fileExists(atPath: "/run/netns/mb-ep-\(id)") {
-            id += 1
-        }
+        while records[id] != nil || excluding.contains(id) || Agent.idTaken(id) { id += 1 }
         return id
+    }
+
+    /// Whether an endpoint ID's host interface names or namespace exist on the host.
+    static func idTaken(_ id: UInt16) -> Bool {
+        ifindex("mbh\(id)") != nil || ifindex("mbc\(id)") != nil || FileManager.default.fileExists(atPath: "/run/netns/mb-ep-\(id)")
     }
 
     static func validName(_ s: String) -> Bool {
@@ -254,19 +271,32 @@ public final class Agent: @unchecked Sendable {
                     throw AgentError.conflict("endpoint \(req.namespace)/\(req.name) already exists")
                 }
             }
-            let id = allocateID()
-            let plumbing: EndpointPlumbing
-            do {
-                let name = "\(req.namespace)-\(req.name)", ipv4 = try allocateAddress()
-                if let path = req.netnsPath {
-                    plumbing = try Plumbing.attachEndpoint(id: id, name: name, ipv4: ipv4, netnsPath: path,
-                                                           interfaceName: req.interfaceName ?? "eth0")
-                } else {
-                    plumbing = try Plumbing.createEndpoint(id: id, name: name, ipv4: ipv4)
+            // Another agent (or program) on the host may take the same interface names between the check and
+            // the creation: then the next free ID is tried.
+            var tried = Set<UInt16>()
+            var id: UInt16 = 0
+            var created: EndpointPlumbing?
+            while created == nil {
+                id = allocateID(excluding: tried)
+                do {
+                    let name = "\(req.namespace)-\(req.name)", ipv4 = try allocateAddress()
+                    if let path = req.netnsPath {
+                        created = try Plumbing.attachEndpoint(id: id, name: name, ipv4: ipv4, netnsPath: path,
+                                                              interfaceName: req.interfaceName ?? "eth0")
+                    } else {
+                        created = try Plumbing.createEndpoint(id: id, name: name, ipv4: ipv4)
+                    }
+                } catch {
+                    if Agent.idTaken(id), tried.count < 16 {
+                        logger.info("endpoint ID \(id) was taken on the host meanwhile; trying another")
+                        tried.insert(id)
+                        continue
+                    }
+                    if case PlumbingError.invalid(let message) = error { throw AgentError.invalid([message]) }
+                    throw error
                 }
-            } catch PlumbingError.invalid(let message) {
-                throw AgentError.invalid([message])
             }
+            let plumbing = created!
             let r = EndpointRecord(id: id, namespace: req.namespace, name: req.name, labels: req.labels ?? [:],
                                    serviceAccount: req.serviceAccount ?? "default", plumbing: plumbing,
                                    containerID: req.containerID, cniNetwork: req.cniNetwork)

@@ -343,8 +343,13 @@ struct CNIPluginTests {
         sleeper.arguments = ["--net", "sleep", "60"]
         try sleeper.run()
         h.processes.append(sleeper)
-        Thread.sleep(forTimeInterval: 0.2)
         let procNS = "/proc/\(sleeper.processIdentifier)/ns/net"
+        // Until unshare has run, the process is still in the test's own namespace.
+        let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        for _ in 0..<100 where (try? FileManager.default.destinationOfSymbolicLink(atPath: procNS)) ?? own == own {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: procNS) != own, "unshare --net did not take effect")
         let a = try h.add("ctr-a", netns: procNS, config: Self.config(socket: h.socket, version: "0.3.1"))
         #expect(a["cniVersion"] as? String == "0.3.1")
         #expect((a["ips"] as? [[String: Any]])?.first?["version"] as? String == "4", "0.3.x results carry the IP version")
@@ -373,8 +378,18 @@ struct CNIPluginTests {
         #expect(gc.status == 0, "\(gc.out)")
         #expect(try h.endpoints().compactMap { $0["containerID"] as? String } == ["ctr-b"])
 
-        // The process's namespace goes with the process; DEL then has nothing left to do, and succeeds.
+        // DEL while the agent is down removes the interface itself; the restarted agent drops the endpoint.
+        let bHost = try h.endpoints().first?["hostInterface"] as? String ?? ""
+        h.kill9()
+        let offline = try Self.cni("DEL", containerID: "ctr-b", netns: b, config: h.config)
+        #expect(offline.status == 0, "\(offline.out)")
+        #expect(try Self.sh(["nsenter", "--net=\(b)", "ip", "link", "show", "dev", "eth0"]).status != 0)
+        #expect(if_nametoindex(bHost) == 0)
+        try h.start()
+        #expect(try h.endpoints().isEmpty)
         #expect(try Self.cni("DEL", containerID: "ctr-b", netns: b, config: h.config).status == 0)
+
+        // The process's namespace goes with the process; DEL then has nothing left to do, and succeeds.
         kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit()
         #expect(try Self.cni("DEL", containerID: "ctr-a", netns: procNS, config: h.config).status == 0)
         #expect(try h.endpoints().isEmpty)

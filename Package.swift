@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "membrane", targets: ["membrane"]),
         .executable(name: "membrane-bench", targets: ["membrane-bench"]),
         .executable(name: "membrane-agent", targets: ["membrane-agent"]),
+        .executable(name: "membrane-cni", targets: ["membrane-cni"]),
         .library(name: "PolicyAPI", targets: ["PolicyAPI"]),
         .library(name: "Policy", targets: ["Policy"]),
         .library(name: "Cluster", targets: ["Cluster"]),
@@ -43,6 +44,9 @@ let package = Package(
             "Agent", "HubbleServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        /// The CNI plugin's protocol (environment, configuration, results, errors) and commands, over the agent's API.
+        .target(name: "CNI", dependencies: ["AgentAPI"]),
+        .executableTarget(name: "membrane-cni", dependencies: ["CNI"]),
         /// Deterministic randomness shared by the property tests and the benchmarks.
         .target(name: "MembraneTestSupport"),
         .executableTarget(name: "membrane", dependencies: [
@@ -59,6 +63,7 @@ let package = Package(
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["membrane"]),
         .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent", "MembraneTestSupport", "Datapath"]),
+        .testTarget(name: "CNITests", dependencies: ["CNI", "membrane-cni", "membrane", "membrane-agent", "MembraneTestSupport"]),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster", "MembraneTestSupport"]),
         /// Swift generated from proto/ by scripts/gen-proto.sh (Hubble wire contract); committed, never hand-edited.
         .target(name: "HubbleAPI", dependencies: [

@@ -13,6 +13,7 @@ struct APIRouter: Sendable {
 
     func handle(method: HTTPMethod, uri: String, body: Data) -> (HTTPResponseStatus, Data) {
         let path = uri.split(separator: "?").first.map(String.init) ?? uri
+        let query = APIRouter.query(uri)
         var parts = path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
         guard parts.first == "v1" else { return failure(.notFound, "unknown path \(path)") }
         parts.removeFirst()
@@ -20,7 +21,15 @@ struct APIRouter: Sendable {
             switch (method, parts.first ?? "") {
             case (.GET, "status"): return try ok(agent.status())
             case (.GET, "identities"): return try ok(agent.listIdentities())
-            case (.GET, "endpoints") where parts.count == 1: return try ok(agent.listEndpoints())
+            case (.GET, "endpoints") where parts.count == 1:
+                if let cid = query["containerID"] {
+                    return try ok(agent.endpoints(containerID: cid, verify: query["verify"] == "true" || query["verify"] == "1"))
+                }
+                return try ok(agent.listEndpoints())
+            case (.DELETE, "endpoints") where parts.count == 1:
+                guard let cid = query["containerID"] else { return failure(.badRequest, "DELETE /v1/endpoints needs ?containerID=") }
+                try agent.deleteEndpoints(containerID: cid)
+                return (.noContent, Data())
             case (.POST, "endpoints") where parts.count == 1:
                 return try ok(agent.createEndpoint(JSONDecoder().decode(CreateEndpointRequest.self, from: body)), status: .created)
             case (.PATCH, "endpoints") where parts.count >= 3 && parts.last == "labels":
@@ -49,6 +58,17 @@ struct APIRouter: Sendable {
         } catch {
             return failure(.internalServerError, "\(error)")
         }
+    }
+
+    /// The query parameters of a request URI (percent-decoded; `+` is not a space here).
+    static func query(_ uri: String) -> [String: String] {
+        guard let q = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return [:] }
+        var out: [String: String] = [:]
+        for item in q.split(separator: "&") {
+            let kv = item.split(separator: "=", maxSplits: 1).map { $0.removingPercentEncoding ?? String($0) }
+            out[kv[0]] = kv.count == 2 ? kv[1] : ""
+        }
+        return out
     }
 
     func ok<T: Encodable>(_ value: T, status: HTTPResponseStatus = .ok) throws -> (HTTPResponseStatus, Data) {

@@ -15,6 +15,10 @@ struct EndpointRecord: Codable, Sendable {
     var labels: [String: String]
     var serviceAccount: String
     var plumbing: EndpointPlumbing
+    /// The container runtime's ID, for endpoints the CNI plugin added (absent in older state files).
+    var containerID: String?
+    /// The CNI network (config `name`) the endpoint was added to.
+    var cniNetwork: String?
 }
 
 /// What survives an agent restart besides the pinned maps.
@@ -64,6 +68,7 @@ public final class Agent: @unchecked Sendable {
         try Plumbing.prepareHost()
         datapath = try BPFDatapath(objectFile: object, root: config.bpfRoot)
         flows = FlowStore(capacity: config.flowBufferCapacity, nodeName: config.nodeName)
+        if let directory = config.manifestsDirectory { loadManifests(directory) }
         try adopt()
         registerMetrics()
         try startFlowPipeline()
@@ -78,6 +83,19 @@ public final class Agent: @unchecked Sendable {
                              kernelLost: { datapath.lostEvents })
         try p.start(events: datapath.events)
         pipeline = p
+    }
+
+    /// Reads the manifests directory before adopting endpoints, so that a restarted agent reprograms them with
+    /// the policies, namespace labels and Pod labels in force, not without them until the watcher's first pass.
+    /// Files with errors are skipped here; the watcher reports them.
+    private func loadManifests(_ directory: String) {
+        for path in ManifestWatcher.scan(directory).keys.sorted() {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+            let set = ManifestDecoder.decode(yaml: text, file: path)
+            guard set.errors.isEmpty, !set.resources.isEmpty else { continue }
+            manifestResources[path] = set.resources
+            for r in set.resources { apply(r, source: path) }
+        }
     }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
@@ -147,8 +165,30 @@ public final class Agent: @unchecked Sendable {
 
     private func identityLabels(_ r: EndpointRecord) -> LabelSet {
         let nsLabels = namespaceLabels(r.namespace)
-        return LabelFilter.cilium.filter(WorkloadLabels.of(namespace: r.namespace, labels: r.labels, namespaceLabels: nsLabels,
-                                                           serviceAccount: r.serviceAccount, clusterName: config.clusterName))
+        return LabelFilter.cilium.filter(WorkloadLabels.of(namespace: r.namespace, labels: effectiveLabels(r), namespaceLabels: nsLabels,
+                                                           serviceAccount: effectiveServiceAccount(r), clusterName: config.clusterName))
+    }
+
+    /// The Pod of that namespace and name in the manifests, if any.
+    private func manifestPod(namespace: String, name: String) -> PodObject? {
+        for file in manifestResources.keys.sorted() {
+            for r in manifestResources[file]! {
+                if case .pod(let p) = r.body, (p.meta.namespace ?? "default") == namespace, p.meta.name == name { return p }
+            }
+        }
+        return nil
+    }
+
+    /// The endpoint's labels: those it was created (or relabelled) with, and over them the labels of the Pod of
+    /// the same namespace and name in the manifests, which win.
+    private func effectiveLabels(_ r: EndpointRecord) -> [String: String] {
+        guard let pod = manifestPod(namespace: r.namespace, name: r.name) else { return r.labels }
+        return r.labels.merging(pod.meta.labels) { _, fromPod in fromPod }
+    }
+
+    /// The Pod's service account when the manifests have the Pod, else the endpoint's own.
+    private func effectiveServiceAccount(_ r: EndpointRecord) -> String {
+        manifestPod(namespace: r.namespace, name: r.name)?.serviceAccountName ?? r.serviceAccount
     }
 
     private func namespaceLabels(_ ns: String) -> [String: String] {
@@ -219,12 +259,15 @@ public final class Agent: @unchecked Sendable {
 
     /// The lowest free endpoint ID, skipping IDs whose interface or namespace exists on the host already
     /// (another agent's, or another program's).
-    private func allocateID() -> UInt16 {
+    private func allocateID(excluding: Set<UInt16> = []) -> UInt16 {
         var id: UInt16 = 1
-        while records[id] != nil || Agent.ifindex("mbh\(id)") != nil || FileManager.default.fileExists(atPath: "/run/netns/mb-ep-\(id)") {
-            id += 1
-        }
+        while records[id] != nil || excluding.contains(id) || Agent.idTaken(id) { id += 1 }
         return id
+    }
+
+    /// Whether an endpoint ID's host interface names or namespace exist on the host.
+    static func idTaken(_ id: UInt16) -> Bool {
+        ifindex("mbh\(id)") != nil || ifindex("mbc\(id)") != nil || FileManager.default.fileExists(atPath: "/run/netns/mb-ep-\(id)")
     }
 
     static func validName(_ s: String) -> Bool {
@@ -236,13 +279,51 @@ public final class Agent: @unchecked Sendable {
             guard Agent.validName(req.namespace), Agent.validName(req.name) else {
                 throw AgentError.invalid(["namespace and name must be DNS names, got \"\(req.namespace)/\(req.name)\""])
             }
-            if records.values.contains(where: { $0.namespace == req.namespace && $0.name == req.name }) {
-                throw AgentError.conflict("endpoint \(req.namespace)/\(req.name) already exists")
+            if req.netnsPath == nil && (req.interfaceName != nil || req.containerID != nil) {
+                throw AgentError.invalid(["interfaceName and containerID need netnsPath (an existing network namespace)"])
             }
-            let id = allocateID()
-            let plumbing = try Plumbing.createEndpoint(id: id, name: "\(req.namespace)-\(req.name)", ipv4: try allocateAddress())
+            if let cid = req.containerID, let other = records.values.first(where: { $0.containerID == cid }) {
+                throw AgentError.conflict("container \(cid) already has endpoint \(other.id) (\(other.namespace)/\(other.name))")
+            }
+            if let old = records.values.first(where: { $0.namespace == req.namespace && $0.name == req.name }) {
+                // A runtime that lost a sandbox without DEL, then adds the pod again: the old endpoint's namespace
+                // or veth is gone, so it is replaced. Anything else is a conflict.
+                if req.containerID != nil, old.containerID != nil, !Agent.isAlive(old.plumbing) {
+                    logger.info("endpoint \(old.id) \(old.namespace)/\(old.name) of container \(old.containerID!) is gone; replacing it")
+                    try removeLocked(old.id)
+                } else {
+                    throw AgentError.conflict("endpoint \(req.namespace)/\(req.name) already exists")
+                }
+            }
+            // Another agent (or program) on the host may take the same interface names between the check and
+            // the creation: then the next free ID is tried.
+            var tried = Set<UInt16>()
+            var id: UInt16 = 0
+            var created: EndpointPlumbing?
+            while created == nil {
+                id = allocateID(excluding: tried)
+                do {
+                    let name = "\(req.namespace)-\(req.name)", ipv4 = try allocateAddress()
+                    if let path = req.netnsPath {
+                        created = try Plumbing.attachEndpoint(id: id, name: name, ipv4: ipv4, netnsPath: path,
+                                                              interfaceName: req.interfaceName ?? "eth0")
+                    } else {
+                        created = try Plumbing.createEndpoint(id: id, name: name, ipv4: ipv4)
+                    }
+                } catch {
+                    if Agent.idTaken(id), tried.count < 16 {
+                        logger.info("endpoint ID \(id) was taken on the host meanwhile; trying another")
+                        tried.insert(id)
+                        continue
+                    }
+                    if case PlumbingError.invalid(let message) = error { throw AgentError.invalid([message]) }
+                    throw error
+                }
+            }
+            let plumbing = created!
             let r = EndpointRecord(id: id, namespace: req.namespace, name: req.name, labels: req.labels ?? [:],
-                                   serviceAccount: req.serviceAccount ?? "default", plumbing: plumbing)
+                                   serviceAccount: req.serviceAccount ?? "default", plumbing: plumbing,
+                                   containerID: req.containerID, cniNetwork: req.cniNetwork)
             do {
                 register(r)
                 try program()   // the policy map exists before the programs see the interface: fail closed
@@ -270,7 +351,33 @@ public final class Agent: @unchecked Sendable {
 
     public func plumbing(_ selector: String) throws -> EndpointPlumbing { try locked { records[try resolve(selector)]!.plumbing } }
 
-    public func listEndpoints() -> [EndpointJSON] { locked { records.keys.sorted().map(json) } }
+    public func listEndpoints() -> [EndpointJSON] { locked { records.keys.sorted().map { json($0) } } }
+
+    /// The endpoints of a container (zero or one); with `verify`, each carries what is wrong with its plumbing.
+    public func endpoints(containerID: String, verify: Bool = false) -> [EndpointJSON] {
+        locked {
+            records.values.filter { $0.containerID == containerID }.map(\.id).sorted().map { id in
+                json(id, problems: verify ? Plumbing.verify(records[id]!.plumbing) : nil)
+            }
+        }
+    }
+
+    /// Removes the endpoints of a container; throws `notFound` when it has none.
+    public func deleteEndpoints(containerID: String) throws {
+        try locked {
+            let ids = records.values.filter { $0.containerID == containerID }.map(\.id)
+            if ids.isEmpty { throw AgentError.notFound("no endpoint of container \(containerID)") }
+            for id in ids { try removeLocked(id) }
+            try program()
+            try save()
+        }
+    }
+
+    /// Whether an endpoint's veth still exists (and, for a runtime's namespace, the namespace too).
+    static func isAlive(_ p: EndpointPlumbing) -> Bool {
+        if let path = p.netnsPath, !FileManager.default.fileExists(atPath: path) { return false }
+        return ifindex(p.hostInterface) == p.hostIfindex
+    }
 
     public func deleteEndpoint(_ selector: String) throws {
         try locked {
@@ -306,15 +413,17 @@ public final class Agent: @unchecked Sendable {
         }
     }
 
-    private func json(_ id: UInt16) -> EndpointJSON {
+    private func json(_ id: UInt16, problems: [String]? = nil) -> EndpointJSON {
         let r = records[id]!
         let identity = identities[id]!
         func enforcement(_ d: TrafficDirection) -> String { engine.posture(id, d)?.enforced == true ? "Enabled" : "Disabled" }
-        return EndpointJSON(id: id, namespace: r.namespace, name: r.name, labels: r.labels, serviceAccount: r.serviceAccount,
+        return EndpointJSON(id: id, namespace: r.namespace, name: r.name, labels: effectiveLabels(r), serviceAccount: effectiveServiceAccount(r),
                             identity: identity.id, identityLabels: identity.labels.labels.map(\.description), ipv4: r.plumbing.ipv4,
                             netns: r.plumbing.netns, hostInterface: r.plumbing.hostInterface,
                             ingressEnforcement: enforcement(.ingress), egressEnforcement: enforcement(.egress),
-                            state: overflowed.contains(id) ? "policy-overflow" : "ready")
+                            state: overflowed.contains(id) ? "policy-overflow" : "ready",
+                            containerID: r.containerID, netnsPath: r.plumbing.netnsPath, interfaceName: r.plumbing.containerInterface,
+                            mac: r.plumbing.mac, cniNetwork: r.cniNetwork, problems: problems)
     }
 
     // MARK: Policies
@@ -423,14 +532,19 @@ public final class Agent: @unchecked Sendable {
                 engine.removePolicy(r.ref); policySource[r.ref] = nil
             }
             for r in resources { apply(r, source: file) }
-            // Namespace labels may have changed: endpoints of those namespaces get their identity again.
+            // Namespace or Pod labels may have changed: endpoints of those namespaces, and of those pods, get
+            // their identity again.
             let namespaces = Set((old + resources).compactMap { r -> String? in
                 if case .namespace(let n) = r.body { return n.meta.name } else { return nil }
             })
-            for r in records.values where namespaces.contains(r.namespace) { register(r) }
+            let pods = Set((old + resources).compactMap { r -> String? in
+                if case .pod(let p) = r.body { return "\(p.meta.namespace ?? "default")/\(p.meta.name)" } else { return nil }
+            })
+            let affected = records.values.filter { namespaces.contains($0.namespace) || pods.contains("\($0.namespace)/\($0.name)") }
+            for r in affected { register(r) }
             do {
                 try program()
-                for r in records.values where namespaces.contains(r.namespace) {
+                for r in affected {
                     try datapath.installEndpoint(ifindex: r.plumbing.hostIfindex, id: r.id, identity: identities[r.id]!.id,
                                                  audit: config.settings.auditMode)
                 }

@@ -5,6 +5,10 @@ import Foundation
 /// Routes (all under `/v1`): `GET status`; `GET|POST endpoints`; `GET|DELETE endpoints/{id or ns/name}`;
 /// `PATCH endpoints/{id}/labels`; `GET|PUT policies` (PUT takes YAML); `DELETE policies/{Kind}/{ns or -}/{name}`;
 /// `GET identities`; `GET bpf/policy/{endpoint}`.
+///
+/// For the CNI plugin: `POST endpoints` with `netnsPath` wires an endpoint into a runtime's namespace;
+/// `GET endpoints?containerID=ID` lists the endpoints of a container (zero or one), with `&verify=true` each
+/// carries the problems found in its plumbing; `DELETE endpoints?containerID=ID` removes them (404 when none).
 public enum AgentAPI {
     public static let defaultSocket = "/run/membrane/membrane.sock"
     public static let socketEnvironment = "MEMBRANE_SOCKET"
@@ -24,23 +28,46 @@ public struct EndpointJSON: Codable, Sendable, Hashable {
     public var ingressEnforcement: String
     public var egressEnforcement: String
     public var state: String
+    /// The container runtime's ID, for endpoints the CNI plugin created.
+    public var containerID: String?
+    /// The runtime's network namespace path (the agent does not own it), for endpoints the CNI plugin created.
+    public var netnsPath: String?
+    /// The interface inside the namespace (`eth0`, or what the runtime asked for).
+    public var interfaceName: String?
+    /// The MAC address of `interfaceName`.
+    public var mac: String?
+    /// The CNI network (the config's `name`) the endpoint was added to.
+    public var cniNetwork: String?
+    /// Only with `verify=true`: what is wrong with the endpoint's plumbing (empty when nothing is).
+    public var problems: [String]?
     public init(id: UInt16, namespace: String, name: String, labels: [String: String], serviceAccount: String, identity: UInt32,
                 identityLabels: [String], ipv4: String, netns: String, hostInterface: String, ingressEnforcement: String,
-                egressEnforcement: String, state: String) {
+                egressEnforcement: String, state: String, containerID: String? = nil, netnsPath: String? = nil,
+                interfaceName: String? = nil, mac: String? = nil, cniNetwork: String? = nil, problems: [String]? = nil) {
         self.id = id; self.namespace = namespace; self.name = name; self.labels = labels; self.serviceAccount = serviceAccount
         self.identity = identity; self.identityLabels = identityLabels; self.ipv4 = ipv4; self.netns = netns
         self.hostInterface = hostInterface; self.ingressEnforcement = ingressEnforcement; self.egressEnforcement = egressEnforcement
-        self.state = state
+        self.state = state; self.containerID = containerID; self.netnsPath = netnsPath; self.interfaceName = interfaceName
+        self.mac = mac; self.cniNetwork = cniNetwork; self.problems = problems
     }
 }
 
+/// Creates an endpoint. Without `netnsPath` the agent creates the network namespace itself; with it (the CNI
+/// plugin's ADD) it wires a veth named `interfaceName` (default `eth0`) into that existing namespace, which it
+/// never removes. `containerID` finds the endpoint again (CHECK, DEL); `cniNetwork` scopes GC.
 public struct CreateEndpointRequest: Codable, Sendable {
     public var namespace: String
     public var name: String
     public var labels: [String: String]?
     public var serviceAccount: String?
-    public init(namespace: String, name: String, labels: [String: String]? = nil, serviceAccount: String? = nil) {
+    public var netnsPath: String?
+    public var interfaceName: String?
+    public var containerID: String?
+    public var cniNetwork: String?
+    public init(namespace: String, name: String, labels: [String: String]? = nil, serviceAccount: String? = nil,
+                netnsPath: String? = nil, interfaceName: String? = nil, containerID: String? = nil, cniNetwork: String? = nil) {
         self.namespace = namespace; self.name = name; self.labels = labels; self.serviceAccount = serviceAccount
+        self.netnsPath = netnsPath; self.interfaceName = interfaceName; self.containerID = containerID; self.cniNetwork = cniNetwork
     }
 }
 

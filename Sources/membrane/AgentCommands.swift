@@ -130,10 +130,11 @@ extension EndpointCommand {
             guard !argv.isEmpty else { throw ValidationError("give a command after --") }
             let e: EndpointJSON = try withAgent { try agent.client.get("/v1/endpoints/\(endpoint)") }
             // Replace this process, so that the command gets our stdio and our signals, as with kubectl exec.
-            let args = ["ip", "netns", "exec", e.netns] + argv
+            // A runtime's namespace outside /var/run/netns (the CNI plugin's, e.g. /proc/PID/ns/net) is entered by path.
+            let args = e.netns.hasPrefix("/") ? ["nsenter", "--net=\(e.netns)", "--"] + argv : ["ip", "netns", "exec", e.netns] + argv
             var cargs = args.map { strdup($0) } + [nil]
-            execvp("ip", &cargs)
-            throw ValidationError("cannot run ip netns exec: \(String(cString: strerror(errno)))")
+            execvp(args[0], &cargs)
+            throw ValidationError("cannot run \(args[0]): \(String(cString: strerror(errno)))")
         }
     }
 }

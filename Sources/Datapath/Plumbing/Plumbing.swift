@@ -21,9 +21,13 @@ public struct EndpointPlumbing: Sendable, Hashable, Codable {
     public var ipv4: String
     /// MAC address of the container-side interface.
     public var mac: String
+    /// The path of a network namespace someone else owns (a container runtime's, through the CNI plugin):
+    /// Membrane wires its veth into it and takes only the veth and the host route away again, never the
+    /// namespace. `nil` for the namespaces Membrane creates itself (named `netns`).
+    public var netnsPath: String?
 
     public init(name: String, netns: String, hostInterface: String, hostIfindex: Int32,
-                containerInterface: String, ipv4: String, mac: String) {
+                containerInterface: String, ipv4: String, mac: String, netnsPath: String? = nil) {
         self.name = name
         self.netns = netns
         self.hostInterface = hostInterface
@@ -31,7 +35,11 @@ public struct EndpointPlumbing: Sendable, Hashable, Codable {
         self.containerInterface = containerInterface
         self.ipv4 = ipv4
         self.mac = mac
+        self.netnsPath = netnsPath
     }
+
+    /// Whether the network namespace belongs to someone else (see `netnsPath`).
+    public var isExternalNetns: Bool { netnsPath != nil }
 }
 
 public enum PlumbingError: Error, CustomStringConvertible {
@@ -138,9 +146,137 @@ public enum Plumbing {
         }
     }
 
-    /// Removes the route, the veth pair and the namespace. Missing pieces are not errors.
+    /// Wires a veth into a network namespace someone else created (a container runtime's, given by path, e.g.
+    /// `/var/run/netns/x` or `/proc/PID/ns/net`), as `createEndpoint` does for its own: the container side is
+    /// named `interfaceName` and gets the /32 address, the link-local gateway and a default route; the host
+    /// side gets a /32 route. The namespace itself is neither created nor, on failure or `deleteEndpoint`,
+    /// removed. On failure the veth pair is removed again before the error is rethrown.
+    public static func attachEndpoint(id: UInt16, name: String, ipv4: String, netnsPath: String,
+                                      interfaceName: String = "eth0") throws -> EndpointPlumbing {
+        guard let addr = canonicalIPv4(ipv4) else {
+            throw PlumbingError.invalid("bad IPv4 address \(String(reflecting: ipv4))")
+        }
+        guard isValidInterfaceName(interfaceName) else {
+            throw PlumbingError.invalid("bad interface name \(String(reflecting: interfaceName)) (1-15 characters, no '/', ':' or spaces)")
+        }
+        guard netnsPath.hasPrefix("/"), !netnsPath.contains("\0") else {
+            throw PlumbingError.invalid("the network namespace must be an absolute path, got \(String(reflecting: netnsPath))")
+        }
+        guard FileManager.default.fileExists(atPath: netnsPath) else {
+            throw PlumbingError.invalid("network namespace \(netnsPath) does not exist")
+        }
+        let host = hostPrefix + String(id)
+        let peer = peerPrefix + String(id)
+        let label = sanitize(name, id: id)
+        for link in [host, peer] where linkExists(link) {
+            throw PlumbingError.invalid("link \(link) already exists")
+        }
+        // The namespace must be one (nsenter fails otherwise) and must not have the interface yet.
+        let probe = try PlumbingRunner.run("nsenter", ["--net=\(netnsPath)", ipTool, "-o", "link", "show"], timeout: 30)
+        guard probe.status == 0 else {
+            throw PlumbingError.invalid("\(netnsPath) is not a network namespace: \(probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        if probe.stdout.split(separator: "\n").contains(where: { parseLinkLine(String($0))?.name == interfaceName }) {
+            throw PlumbingError.invalid("interface \(interfaceName) already exists in \(netnsPath)")
+        }
+        if let existing = try? PlumbingRunner.check("ip", ["-4", "route", "show", "exact", "\(addr)/32"]),
+           !existing.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw PlumbingError.invalid("a host route to \(addr)/32 already exists: \(existing.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+
+        try prepareHost()
+
+        var createdLink = false
+        do {
+            try ip(["link", "add", host, "type", "veth", "peer", "name", peer])
+            createdLink = true
+            try ip(["link", "set", "dev", peer, "netns", netnsPath])   // iproute2 takes a path when it has a '/'
+            try ipIn(netnsPath, ["link", "set", "dev", peer, "name", interfaceName])
+
+            try setSysctl("net.ipv4.conf.\(host).proxy_arp", "1")
+            try ip(["link", "set", "dev", host, "up"])
+            let hostLink = try linkInfo(host, netns: nil)
+
+            try ipIn(netnsPath, ["link", "set", "dev", "lo", "up"])
+            try ipIn(netnsPath, ["addr", "add", "\(addr)/32", "dev", interfaceName])
+            try ipIn(netnsPath, ["link", "set", "dev", interfaceName, "up"])
+            try ipIn(netnsPath, ["route", "add", gateway, "dev", interfaceName, "scope", "link"])
+            try ipIn(netnsPath, ["route", "add", "default", "via", gateway, "dev", interfaceName, "onlink"])
+            try ipIn(netnsPath, ["neigh", "replace", gateway, "lladdr", hostLink.mac, "dev", interfaceName, "nud", "permanent"])
+            let innerLine = try ipIn(netnsPath, ["-o", "link", "show", "dev", interfaceName])
+            guard let inner = innerLine.split(separator: "\n").first.flatMap({ parseLinkLine(String($0)) }), !inner.mac.isEmpty else {
+                throw PlumbingError.command("ip -o link show dev \(interfaceName) in \(netnsPath)", status: 0,
+                                            stderr: "could not parse link description: \(innerLine)")
+            }
+
+            try ip(["route", "add", "\(addr)/32", "dev", host, "scope", "link"])
+
+            return EndpointPlumbing(name: label, netns: displayName(netnsPath: netnsPath), hostInterface: host,
+                                    hostIfindex: hostLink.ifindex, containerInterface: interfaceName, ipv4: addr,
+                                    mac: inner.mac, netnsPath: netnsPath)
+        } catch {
+            if createdLink {
+                // Deleting either end removes the pair; the peer may still be in the host namespace or already moved.
+                for link in [host, peer] where linkExists(link) {
+                    _ = try? PlumbingRunner.run("ip", ["link", "del", "dev", link], timeout: 30)
+                }
+            }
+            throw error
+        }
+    }
+
+    /// How a runtime's namespace is shown: its name when it lives in /var/run/netns (so `ip netns exec` works),
+    /// else its path.
+    static func displayName(netnsPath: String) -> String {
+        for dir in ["/var/run/netns/", "/run/netns/"] where netnsPath.hasPrefix(dir) {
+            let rest = String(netnsPath.dropFirst(dir.count))
+            if isSafeName(rest) { return rest }
+        }
+        return netnsPath
+    }
+
+    /// Linux interface names: 1-15 bytes, no '/', ':' or whitespace, not "." or "..".
+    public static func isValidInterfaceName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 15 && s != "." && s != ".."
+            && !s.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace || !$0.isASCII || $0 == "\0" })
+    }
+
+    /// What is wrong with an endpoint's plumbing (empty when nothing is): the host veth and route, and inside the
+    /// namespace the interface, its address and the default route.
+    public static func verify(_ e: EndpointPlumbing) -> [String] {
+        var problems: [String] = []
+        if let info = try? linkInfo(e.hostInterface, netns: nil) {
+            if info.ifindex != e.hostIfindex { problems.append("host interface \(e.hostInterface) has ifindex \(info.ifindex), expected \(e.hostIfindex)") }
+        } else {
+            problems.append("host interface \(e.hostInterface) does not exist")
+        }
+        let route = (try? PlumbingRunner.check("ip", ["-4", "route", "show", "exact", "\(e.ipv4)/32"])) ?? ""
+        if !route.contains("dev \(e.hostInterface)") { problems.append("no host route to \(e.ipv4)/32 via \(e.hostInterface)") }
+        let inNetns: ([String]) -> String? = { args in
+            if let path = e.netnsPath {
+                guard FileManager.default.fileExists(atPath: path) else { return nil }
+                return try? ipIn(path, args)
+            }
+            return try? ip(["-n", e.netns] + args)
+        }
+        guard let addrs = inNetns(["-o", "-4", "addr", "show", "dev", e.containerInterface]) else {
+            problems.append("interface \(e.containerInterface) does not exist in network namespace \(e.netnsPath ?? e.netns)")
+            return problems
+        }
+        if !addrs.contains("inet \(e.ipv4)/32") {
+            problems.append("interface \(e.containerInterface) does not have the address \(e.ipv4)/32")
+        }
+        let routes = inNetns(["-4", "route", "show", "default"]) ?? ""
+        if !routes.contains("via \(gateway)") || !routes.contains("dev \(e.containerInterface)") {
+            problems.append("no default route via \(gateway) dev \(e.containerInterface) in the network namespace")
+        }
+        return problems
+    }
+
+    /// Removes the route, the veth pair and the namespace (only the route and the veth pair when the namespace
+    /// belongs to someone else). Missing pieces are not errors.
     public static func deleteEndpoint(_ e: EndpointPlumbing) throws {
-        guard e.netns.hasPrefix(netnsPrefix), isSafeName(e.netns) else {
+        guard e.isExternalNetns || (e.netns.hasPrefix(netnsPrefix) && isSafeName(e.netns)) else {
             throw PlumbingError.invalid("refusing to delete namespace \(String(reflecting: e.netns)) (not created by Membrane)")
         }
         guard e.hostInterface.hasPrefix(hostPrefix), isSafeName(e.hostInterface), e.hostInterface.count <= 15 else {
@@ -164,7 +300,7 @@ public enum Plumbing {
         if linkExists(peer) {
             _ = try? PlumbingRunner.run("ip", ["link", "del", "dev", peer], timeout: 30)
         }
-        if netnsExists(e.netns) {
+        if !e.isExternalNetns && netnsExists(e.netns) {
             let outcome = try PlumbingRunner.run("ip", ["netns", "del", e.netns], timeout: 30)
             if outcome.status != 0 && netnsExists(e.netns) {
                 throw PlumbingError.command(PlumbingRunner.commandLine(["ip", "netns", "del", e.netns]),
@@ -174,12 +310,18 @@ public enum Plumbing {
         }
     }
 
-    /// Runs `argv` inside the endpoint's namespace (`ip netns exec NS argv...`). The command is killed after
+    /// Runs `argv` inside the endpoint's namespace (`ip netns exec NS argv...`, or `nsenter --net=PATH argv...` for
+    /// a namespace given by path). The command is killed after
     /// `timeout` seconds (status 124 then; `timeout <= 0` waits forever). `stdin` is fed to the command if given.
     /// A non-zero exit is returned, not thrown; throws only when the command cannot be started.
     public static func exec(_ e: EndpointPlumbing, _ argv: [String], timeout: Double = 10,
                             stdin: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         guard !argv.isEmpty else { throw PlumbingError.invalid("empty command") }
+        if let path = e.netnsPath {
+            let outcome = try PlumbingRunner.run("nsenter", ["--net=\(path)", "--"] + argv,
+                                                timeout: timeout > 0 ? timeout : nil, stdin: stdin)
+            return (outcome.status, outcome.stdout, outcome.stderr)
+        }
         guard isSafeName(e.netns), !e.netns.isEmpty else {
             throw PlumbingError.invalid("bad namespace name \(String(reflecting: e.netns))")
         }
@@ -202,6 +344,15 @@ public enum Plumbing {
     @discardableResult
     static func ip(_ args: [String]) throws -> String {
         try PlumbingRunner.check("ip", args)
+    }
+
+    /// `ip`, found once, for commands run through nsenter.
+    static var ipTool: String { PlumbingRunner.locate("ip") ?? "ip" }
+
+    /// Runs `ip args...` inside the network namespace at `path`.
+    @discardableResult
+    static func ipIn(_ path: String, _ args: [String]) throws -> String {
+        try PlumbingRunner.check("nsenter", ["--net=\(path)", ipTool] + args)
     }
 
     /// Sets a sysctl via `sysctl -w` (or /proc/sys when `sysctl` is absent); skipped when already set.

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # libbpf, bpftool and iproute2 for the eBPF datapath; ping and python3 for the traffic in privileged tests.
-source scripts/install-deps.sh libbpf-dev bpftool iproute2 iputils-ping python3
+source scripts/install-deps.sh libbpf-dev bpftool iproute2 iputils-ping python3 curl
 swift build --build-tests
 swift test --skip-build 2>&1 | tee /tmp/membrane-test.log

@@ -79,7 +79,7 @@ public struct FlowPrinter: Sendable {
 
     static func stampMilli(_ f: Flow_Flow) -> String {
         guard f.hasTime else { return "N/A" }
-        let date = f.time.date
+        let date = Date(timeIntervalSince1970: Double(f.time.seconds))   // whole seconds: exact in a Double
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = TimeZone(identifier: "UTC")!
         let c = cal.dateComponents([.month, .day, .hour, .minute, .second, .nanosecond], from: date)

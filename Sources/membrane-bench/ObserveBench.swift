@@ -78,7 +78,7 @@ struct ObserveBench {
         let root = "/sys/fs/bpf/membrane-obsbench-\(getpid())"
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("membrane-obsbench-\(getpid())")
         defer { BPFDatapath.unpinAll(root: root); try? FileManager.default.removeItem(at: tmp) }
-        guard let source = AgentConfig().resolvedBPFSource() else { throw DatapathError("bpf/membrane.c not found", errno: 0) }
+        guard let source = AgentConfig().resolvedBPFSource() else { throw AgentError.failed("bpf/membrane.c not found: run from the checkout") }
         let object = tmp.appendingPathComponent("membrane.o")
         try BPFDatapath.compile(source: URL(fileURLWithPath: source), output: object)
         let datapath = try BPFDatapath(objectFile: object, root: root)

@@ -87,7 +87,7 @@ struct ObservabilityTests {
             #expect(f["policy_match_type"] as? Int == 2)
             #expect(f["is_reply"] as? Bool == false)
             #expect(pod(f, "destination") == "prod/backend")
-            #expect((f["destination"] as? [String: Any])?["labels"] as? [String] ?? [] contains "k8s:app=backend")
+            #expect(((f["destination"] as? [String: Any])?["labels"] as? [String] ?? []).contains("k8s:app=backend"))
             #expect(f["Summary"] as? String == "TCP Flags: SYN")
         }
 
@@ -102,7 +102,7 @@ struct ObservabilityTests {
         }
 
         // Explicit deny: POLICY_DENY, by deny-other.
-        let denied = find { eventType($0) == 5 && pod($0, "source") == "default/other" }
+        let denied = find { eventType($0) == 5 && pod($0, "source") == "default/other" && $0["traffic_direction"] as? String == "INGRESS" }
         #expect(denied?["drop_reason_desc"] as? String == "POLICY_DENY")
         #expect(denied.map { Self.policyNames($0, "ingress_denied_by") } == ["deny-other"])
 

@@ -24,7 +24,7 @@ final class TestBackend: ObserverBackend {
     func getFlows(_ request: Observer_GetFlowsRequest) -> AsyncThrowingStream<Observer_GetFlowsResponse, any Error> {
         requests.withLock { $0.append(request) }
         let (stream, continuation) = AsyncThrowingStream<Observer_GetFlowsResponse, any Error>.makeStream()
-        continuation.onTermination = { [terminations] _ in terminations.withLock { $0 += 1 } }
+        continuation.onTermination = { _ in self.terminations.withLock { $0 += 1 } }
         if request.number == Self.rejectedNumber {
             continuation.finish(throwing: ObserverError.invalidArgument("number \(request.number) is not allowed"))
             return stream

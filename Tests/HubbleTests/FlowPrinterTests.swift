@@ -8,7 +8,7 @@ import Testing
 @Suite struct FlowPrinterTests {
     func base(_ ts: String) -> Flow_Flow {
         var f = Flow_Flow()
-        f.time = Google_Protobuf_Timestamp(date: ISO8601DateFormatter.withFraction.date(from: ts)!)
+        f.time = timestamp(ts)
         f.ip.source = "10.0.1.10"; f.ip.destination = "10.0.2.20"; f.ip.ipVersion = .ipv4
         f.source.identity = 12345; f.source.namespace = "default"; f.source.podName = "client-7d4b9c-abcde"
         f.destination.identity = 23456; f.destination.namespace = "prod"; f.destination.podName = "backend-5f6d7-xyz12"
@@ -58,7 +58,7 @@ import Testing
 
     @Test func bareFlowAndSingleDigitDay() {
         var f = Flow_Flow()
-        f.time = Google_Protobuf_Timestamp(date: ISO8601DateFormatter.withFraction.date(from: "2025-01-05T10:00:07.000Z")!)
+        f.time = timestamp("2025-01-05T10:00:07.000Z")
         f.verdict = .forwarded
         f.ip.source = "192.0.2.1"; f.ip.destination = "192.0.2.2"
         #expect(FlowPrinter(format: .compact).render(f) == "Jan  5 10:00:07.000: 192.0.2.1 (unknown) <> 192.0.2.2 (unknown) UNKNOWN FORWARDED ()")
@@ -88,10 +88,11 @@ import Testing
     }
 }
 
-extension ISO8601DateFormatter {
-    static var withFraction: ISO8601DateFormatter {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f
-    }
+/// An exact timestamp for `2025-01-15T10:00:00.123Z` (whole seconds parsed, milliseconds kept as integers).
+func timestamp(_ text: String) -> Google_Protobuf_Timestamp {
+    let f = ISO8601DateFormatter()
+    let dot = text.firstIndex(of: ".")!
+    let seconds = f.date(from: String(text[..<dot]) + "Z")!.timeIntervalSince1970
+    let millis = Int32(text[text.index(after: dot)...].dropLast())!
+    return Google_Protobuf_Timestamp(seconds: Int64(seconds), nanos: millis * 1_000_000)
 }

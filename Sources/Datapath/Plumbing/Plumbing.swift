@@ -112,12 +112,16 @@ public enum Plumbing {
             try ip(["link", "set", "dev", peer, "netns", ns])
             try ip(["-n", ns, "link", "set", "dev", peer, "name", containerInterfaceName])
 
-            // Host side.
+            // Host side. Endpoints are IPv4-only for now: no IPv6 on either end, so no link-local neighbour
+            // discovery traffic that policy would have to judge.
             try setSysctl("net.ipv4.conf.\(host).proxy_arp", "1")
+            try setSysctl("net.ipv6.conf.\(host).disable_ipv6", "1")
             try ip(["link", "set", "dev", host, "up"])
             let hostLink = try linkInfo(host, netns: nil)
 
             // Namespace side.
+            try PlumbingRunner.check("ip", ["netns", "exec", ns, "sh", "-c",
+                                            "echo 1 > /proc/sys/net/ipv6/conf/\(containerInterfaceName)/disable_ipv6"])
             try ip(["-n", ns, "link", "set", "dev", "lo", "up"])
             try ip(["-n", ns, "addr", "add", "\(addr)/32", "dev", containerInterfaceName])
             try ip(["-n", ns, "link", "set", "dev", containerInterfaceName, "up"])
@@ -194,6 +198,7 @@ public enum Plumbing {
             try ipIn(netnsPath, ["link", "set", "dev", peer, "name", interfaceName])
 
             try setSysctl("net.ipv4.conf.\(host).proxy_arp", "1")
+            try setSysctl("net.ipv6.conf.\(host).disable_ipv6", "1")
             try ip(["link", "set", "dev", host, "up"])
             let hostLink = try linkInfo(host, netns: nil)
 

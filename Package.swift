@@ -48,7 +48,8 @@ let package = Package(
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["membrane"]),
         .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent", "MembraneTestSupport"]),
-        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster", "MembraneTestSupport"]),
+        /// The traffic tests also run the `membrane` CLI (`policy trace`) on the manifests they enforce.
+        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster", "MembraneTestSupport", "membrane"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Cluster", "Policy", "PolicyAPI", .product(name: "Yams", package: "Yams")],
                     exclude: ["Scenarios"]),
     ]

@@ -64,7 +64,8 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["membrane"]),
         .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent", "MembraneTestSupport", "Datapath"]),
         .testTarget(name: "CNITests", dependencies: ["CNI", "membrane-cni", "membrane", "membrane-agent", "MembraneTestSupport"]),
-        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster", "MembraneTestSupport"]),
+        /// The traffic tests also run the `membrane` CLI (`policy trace`) on the manifests they enforce.
+        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Policy", "PolicyAPI", "Cluster", "MembraneTestSupport", "membrane"]),
         /// Swift generated from proto/ by scripts/gen-proto.sh (Hubble wire contract); committed, never hand-edited.
         .target(name: "HubbleAPI", dependencies: [
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -96,12 +96,15 @@ struct flow {
 	__u8  daddr[16];
 	__be16 sport;
 	__be16 dport;      /* for policy: the destination port, or the ICMP type */
-	__be16 ct_sport;   /* for conntrack (ICMP echo: the identifier) */
+	__be16 ct_sport;   /* for conntrack (ICMP echo: the identifier, see parse) */
 	__be16 ct_dport;
 	__u8  protocol;
 	__u8  tcp_flags;
-	__u8  is_icmp_echo;
+	__u8  is_icmp_echo; /* FLOW_ECHO_REQUEST or FLOW_ECHO_REPLY */
 };
+
+#define FLOW_ECHO_REQUEST 1
+#define FLOW_ECHO_REPLY   2
 
 static __always_inline void count(__u32 direction, __u32 reason)
 {
@@ -171,12 +174,21 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow *f)
 		__u8 echo_req = f->protocol == IPPROTO_ICMP ? ICMP_ECHO : ICMPV6_ECHO_REQUEST;
 		__u8 echo_rep = f->protocol == IPPROTO_ICMP ? ICMP_ECHOREPLY : ICMPV6_ECHO_REPLY;
 		if (ic->type == echo_req || ic->type == echo_rep) {
-			f->is_icmp_echo = 1;
+			f->is_icmp_echo = ic->type == echo_req ? FLOW_ECHO_REQUEST : FLOW_ECHO_REPLY;
 			f->sport = ic->id;
 		}
 	}
+	/* Conntrack ports. An echo request carries its identifier as the source "port" and an echo reply as the
+	 * destination "port", so that a reply is the reverse of the request it answers, while an echo request
+	 * sent the other way with the same identifier is not (it is a new flow, checked against policy). */
 	f->ct_sport = f->sport;
-	f->ct_dport = f->is_icmp_echo ? f->sport : f->dport;
+	f->ct_dport = f->dport;
+	if (f->is_icmp_echo == FLOW_ECHO_REQUEST) {
+		f->ct_dport = 0;
+	} else if (f->is_icmp_echo == FLOW_ECHO_REPLY) {
+		f->ct_sport = 0;
+		f->ct_dport = f->sport;
+	}
 	return 1;
 }
 

@@ -81,7 +81,7 @@ struct endpoint_info {
 struct ct_key {
 	__u8  saddr[16];
 	__u8  daddr[16];
-	__be16 sport;       /* ICMP echo: the identifier, in both ports */
+	__be16 sport;       /* ICMP echo request: the identifier here, dport 0; echo reply: the reverse */
 	__be16 dport;
 	__u8  protocol;
 	__u8  direction;

@@ -140,7 +140,8 @@ final class PlumbingSlot<T: Sendable>: @unchecked Sendable {
         #expect(!after.netns.contains("mb-ep-47790"))
         #expect(!after.links.contains("mbh47790"))
         #expect(!after.links.contains("mbc47790"))
-        #expect(Set(after.netns).subtracting(before.netns).isEmpty)
+        // Only this suite's IDs (477xx): other suites create endpoints of their own at the same time.
+        #expect(Set(after.netns).subtracting(before.netns).filter { $0.hasPrefix("mb-ep-477") }.isEmpty)
     }
 
     @Test func ipv4Canonicalisation() {

@@ -107,6 +107,17 @@ public final class FlowStore: @unchecked Sendable {
     /// after it; `follow` keeps streaming new flows (without `number` or `since`: only new ones) until the
     /// client cancels. Lost-event notices pass every filter and do not count toward N.
     public func responses(for request: Observer_GetFlowsRequest) throws -> AsyncThrowingStream<Observer_GetFlowsResponse, any Error> {
+        let reader = try self.reader(for: request)
+        return AsyncThrowingStream(unfolding: { try await reader.nextResponse() })
+    }
+
+    /// The same responses in batches of what was available at once (up to 512), for writers that pay per write.
+    public func responseBatches(for request: Observer_GetFlowsRequest) throws -> AsyncThrowingStream<[Observer_GetFlowsResponse], any Error> {
+        let reader = try self.reader(for: request)
+        return AsyncThrowingStream(unfolding: { try await reader.nextBatch() })
+    }
+
+    private func reader(for request: Observer_GetFlowsRequest) throws -> Reader {
         if request.first && request.follow { throw FilterError("first cannot be specified with follow") }
         let filters = try FlowFilterSet(whitelist: request.whitelist, blacklist: request.blacklist)
         let since: Int64? = request.hasSince ? request.since.nanosecondsSinceEpoch : nil
@@ -125,7 +136,7 @@ public final class FlowStore: @unchecked Sendable {
             }
             reader.end = request.follow ? nil : next
         }
-        return AsyncThrowingStream(unfolding: { try await reader.nextResponse() })
+        return reader
     }
 
     /// The sequence number from which the last `n` matching flows start (the caller holds the lock).
@@ -193,13 +204,21 @@ public final class FlowStore: @unchecked Sendable {
         }
 
         func nextResponse() async throws -> Observer_GetFlowsResponse? {
+            if pendingIndex >= pending.count {
+                guard let batch = try await nextBatch() else { return nil }
+                pending = batch
+                pendingIndex = 0
+            }
+            defer { pendingIndex += 1 }
+            return pending[pendingIndex]
+        }
+
+        /// The next non-empty batch of responses, nil at the end of the stream.
+        func nextBatch() async throws -> [Observer_GetFlowsResponse]? {
+            var pending: [Observer_GetFlowsResponse] = []
             while true {
-                if pendingIndex < pending.count {
-                    defer { pendingIndex += 1 }
-                    return pending[pendingIndex]
-                }
+                if !pending.isEmpty { return pending }
                 if finished || Task.isCancelled { return nil }
-                pending.removeAll(keepingCapacity: true); pendingIndex = 0
                 let chunk = store.read(from: cursor, max: 512, end: end)
                 cursor = chunk.next
                 if chunk.missed > 0 {

@@ -11,15 +11,15 @@ import HubbleAPI
 /// makes the backend's `onTermination` run, which releases its follow subscription.
 enum FlowStreamPump {
     static func run(
-        _ flows: AsyncThrowingStream<Observer_GetFlowsResponse, any Error>,
+        _ flows: AsyncThrowingStream<[Observer_GetFlowsResponse], any Error>,
         into writer: RPCWriter<Observer_GetFlowsResponse>,
         cancellation: ServerContext.RPCCancellationHandle,
         shutdown: ShutdownSignal
     ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for try await response in flows {
-                    try await writer.write(response)
+                for try await batch in flows {
+                    try await writer.write(contentsOf: batch)
                 }
             }
             group.addTask {

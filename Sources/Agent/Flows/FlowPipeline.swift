@@ -60,37 +60,47 @@ public final class FlowPipeline: @unchecked Sendable {
         count(flows)
     }
 
-    /// hubble_flows_processed_total, hubble_drop_total and cilium_policy_verdict_total, aggregated per batch.
+    /// hubble_flows_processed_total, hubble_drop_total and cilium_policy_verdict_total, aggregated per batch in
+    /// small integer-indexed tables (label dictionaries are built once per batch, not once per flow).
     private func count(_ flows: [Flow_Flow]) {
-        var processed: [[String: String]: Double] = [:], drops: [[String: String]: Double] = [:], verdicts: [[String: String]: Double] = [:]
+        var processed = [Int](repeating: 0, count: 3 * 8)          // type × verdict
+        var verdicts = [Int](repeating: 0, count: 2 * 7 * 3)       // direction × match × action
+        var drops: [Int: Int] = [:]                                // reason × 8 + protocol
         for f in flows {
-            let type = f.eventType.type == 5 ? "PolicyVerdict" : f.eventType.type == 1 ? "Drop" : "L3_L4"
-            processed[["type": type, "subtype": "", "verdict": FlowPrinter.verdictName(f.verdict)], default: 0] += 1
-            if f.eventType.type == 1 {
-                drops[["protocol": FlowPipeline.protocolName(f), "reason": FlowPipeline.dropReasonName(f.dropReasonDesc)], default: 0] += 1
-            }
-            if f.eventType.type == 5 {
-                let action = f.verdict == .forwarded ? "allow" : f.verdict == .audit ? "audit" : "deny"
-                let match = Int(f.policyMatchType) < FlowPipeline.matchNames.count ? FlowPipeline.matchNames[Int(f.policyMatchType)] : "none"
-                verdicts[["direction": f.trafficDirection == .ingress ? "ingress" : "egress", "match": match, "action": action], default: 0] += 1
+            let type = f.eventType.type == 5 ? 1 : f.eventType.type == 1 ? 2 : 0
+            processed[type * 8 + min(7, f.verdict.rawValue)] += 1
+            if type == 2 { drops[f.dropReasonDesc.rawValue * 8 + FlowPipeline.protocolIndex(f), default: 0] += 1 }
+            if type == 1 {
+                let action = f.verdict == .forwarded ? 0 : f.verdict == .audit ? 2 : 1
+                verdicts[((f.trafficDirection == .ingress ? 0 : 1) * 7 + min(6, Int(f.policyMatchType))) * 3 + action] += 1
             }
         }
-        for (l, v) in processed { metrics.add("hubble_flows_processed_total", l, v) }
-        for (l, v) in drops { metrics.add("hubble_drop_total", l, v) }
-        for (l, v) in verdicts {
-            metrics.add("cilium_policy_verdict_total", l, v)
-            metrics.add("hubble_policy_verdicts_total", ["direction": l["direction"]!, "match": l["match"]!, "action": l["action"]!], v)
+        let types = ["L3_L4", "PolicyVerdict", "Drop"], actions = ["allow", "deny", "audit"]
+        for (i, n) in processed.enumerated() where n > 0 {
+            let verdict = FlowPrinter.verdictName(Flow_Verdict(rawValue: i % 8) ?? .unknown)
+            metrics.add("hubble_flows_processed_total", ["type": types[i / 8], "subtype": "", "verdict": verdict], Double(n))
+        }
+        for (key, n) in drops {
+            let reason = FlowPipeline.dropReasonName(Flow_DropReason(rawValue: key / 8) ?? .unknown)
+            metrics.add("hubble_drop_total", ["protocol": FlowPipeline.protocolNames[key % 8], "reason": reason], Double(n))
+        }
+        for (i, n) in verdicts.enumerated() where n > 0 {
+            let labels = ["direction": i / 21 == 0 ? "ingress" : "egress", "match": FlowPipeline.matchNames[i / 3 % 7], "action": actions[i % 3]]
+            metrics.add("cilium_policy_verdict_total", labels, Double(n))
+            metrics.add("hubble_policy_verdicts_total", labels, Double(n))
+        }
+    }
+
+    static let protocolNames = ["Unknown", "TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6", "Unknown", "Unknown"]
+
+    static func protocolIndex(_ f: Flow_Flow) -> Int {
+        switch f.l4.protocol {
+        case .tcp?: 1; case .udp?: 2; case .sctp?: 3; case .icmpv4?: 4; case .icmpv6?: 5
+        default: 0
         }
     }
 
     static let matchNames = ["none", "l3-only", "l3-l4", "l4-only", "all", "l3-proto", "proto-only"]
-
-    static func protocolName(_ f: Flow_Flow) -> String {
-        switch f.l4.protocol {
-        case .tcp?: "TCP"; case .udp?: "UDP"; case .sctp?: "SCTP"; case .icmpv4?: "ICMPv4"; case .icmpv6?: "ICMPv6"
-        default: "Unknown"
-        }
-    }
 
     /// The enum name, as Hubble's drop metric labels it (`POLICY_DENIED`).
     static func dropReasonName(_ r: Flow_DropReason) -> String {

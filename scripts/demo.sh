@@ -85,7 +85,9 @@ ip_of() { $M endpoint get "$1" -o json | python3 -c 'import json,sys; print(json
 BACKEND=$(ip_of production/backend); DB=$(ip_of production/database)
 $M endpoint exec production/backend -- python3 -m http.server 8080 --bind $BACKEND >/dev/null 2>&1 &
 $M endpoint exec production/database -- python3 -m http.server 5432 --bind $DB >/dev/null 2>&1 &
-sleep 1
+for port in "$BACKEND/8080" "$DB/5432"; do   # the host may always connect (allow-localhost): wait for the servers
+  for _ in $(seq 50); do timeout 1 bash -c "exec 3<>/dev/tcp/$port" 2>/dev/null && break; sleep 0.2; done
+done
 probe() {  # probe FROM IP PORT: a real TCP connect from inside the endpoint
   if $M endpoint exec "$1" -- timeout 1 bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null; then r="connected"; else r="blocked"; fi
   printf '  %-26s -> %s:%s  %s\n' "$1" "$2" "$3" "$r"

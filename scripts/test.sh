@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 # libbpf, bpftool and iproute2 for the eBPF datapath; ping and python3 for the traffic in privileged tests.
 source scripts/install-deps.sh libbpf-dev bpftool iproute2 iputils-ping python3 curl
 swift build --build-tests
-swift test --skip-build 2>&1 | tee /tmp/membrane-test.log
+# The gRPC suite runs on its own: its client and server need Swift's cooperative threads (two on a 2-core
+# machine), which the privileged suites' blocking waits would otherwise hold, and its deadlines would expire.
+swift test --skip-build --skip HubbleServerTests 2>&1 | tee /tmp/membrane-test.log
+swift test --skip-build --filter HubbleServerTests 2>&1 | tee -a /tmp/membrane-test.log

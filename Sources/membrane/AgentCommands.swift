@@ -133,6 +133,12 @@ extension EndpointCommand {
             // A runtime's namespace outside /var/run/netns (the CNI plugin's, e.g. /proc/PID/ns/net) is entered by path.
             let args = e.netns.hasPrefix("/") ? ["nsenter", "--net=\(e.netns)", "--"] + argv : ["ip", "netns", "exec", e.netns] + argv
             var cargs = args.map { strdup($0) } + [nil]
+            // The command must not inherit this thread's blocked signals (Swift concurrency and Dispatch threads
+            // block them): `timeout` and Ctrl-C would not reach it.
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
+            signal(SIGPIPE, SIG_DFL)
             execvp(args[0], &cargs)
             throw ValidationError("cannot run \(args[0]): \(String(cString: strerror(errno)))")
         }

@@ -3,6 +3,11 @@
  * The layouts are defined once, here, and mirrored byte for byte by the Swift encoders
  * (Sources/Policy/MapState.swift: PolicyMapKey.encoded, PolicyEntry.encoded;
  *  Sources/Datapath/MapLayouts.swift for the other maps). Changing one means changing both.
+ *
+ * Maps are pinned by name and adopted by the next agent. A change to a pinned map's layout (key, value,
+ * type, flags or size) gives it a new name (conntrack_v2) and adds the old one to BPFDatapath.obsoletePins,
+ * whose pins the loader removes (carrying entries over where it can); the loader cannot adopt a pinned map
+ * whose layout differs, and an agent would otherwise not start.
  */
 #ifndef MEMBRANE_H
 #define MEMBRANE_H

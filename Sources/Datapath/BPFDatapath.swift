@@ -43,6 +43,9 @@ public final class BPFDatapath: @unchecked Sendable {
     /// The ipcache revision and the revision counter (`REVISION_*` in membrane.h).
     public let revisions: BPFMap
     public let counters: BPFMap
+    /// The event ring buffer (`struct event`). Events are submitted with BPF_RB_NO_WAKEUP until an eighth of
+    /// the ring is waiting, so epoll reports the ring only then: a reader polls with a timeout and, after a
+    /// poll that timed out, drains what is there (`ring_buffer__consume`).
     public let events: BPFMap
     let fromContainer: Int32
     let toContainer: Int32
@@ -111,7 +114,6 @@ public final class BPFDatapath: @unchecked Sendable {
             }
             unlink("\(root)/\(name)")
         }
-        lastRevision = revisions.lookup(MapLayouts.le32(MapLayouts.revisionCounter)).map { MapLayouts.readLE32($0, at: 0) } ?? 0
         for (key, value) in endpoints.entries() where key.count == 4 && value.count == 16 {
             ifindexOf[UInt16(truncatingIfNeeded: MapLayouts.readLE32(value, at: 0))] = Int32(bitPattern: MapLayouts.readLE32(key, at: 0))
         }
@@ -127,7 +129,10 @@ public final class BPFDatapath: @unchecked Sendable {
     private var ifindexOf: [UInt16: Int32] = [:]
 
     private func nextRevision() throws -> UInt32 {
-        lastRevision &+= 1
+        // The map's counter too: another datapath on the same root (an agent restarted over a running one)
+        // may have handed out revisions since; a revision must never come back for a different state.
+        let stored = revisions.lookup(MapLayouts.le32(MapLayouts.revisionCounter)).map { MapLayouts.readLE32($0, at: 0) } ?? 0
+        lastRevision = max(lastRevision, stored) &+ 1
         if lastRevision == 0 { lastRevision = 1 }
         try revisions.update(MapLayouts.le32(MapLayouts.revisionCounter), MapLayouts.le32(lastRevision))
         return lastRevision

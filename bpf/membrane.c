@@ -3,9 +3,12 @@
  *   from_container: tc ingress of the host veth = packets the endpoint sends (its egress policy);
  *   to_container:   tc egress of the host veth  = packets delivered to the endpoint (its ingress policy).
  *
- * Every packet of a flow in the forward direction is looked up in the policy map, so a policy change
- * applies to established connections on their next packet; replies pass on connection tracking, which
- * only remembers flows this endpoint's policy allowed. Anything unknown fails closed, with a reason.
+ * The first packet of a connection is looked up in the policy map; if allowed, a conntrack entry records the
+ * verdict with the endpoint's policy revision and the ipcache revision. Later packets, both ways, pass on
+ * that entry while both revisions are unchanged; after any change their next packet is checked against
+ * the policy again (a reply as the connection it belongs to), so a policy change applies to established
+ * connections on their next packet. Replies pass only on an entry this endpoint's policy allowed.
+ * Anything unknown fails closed, with a reason.
  */
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -55,12 +58,23 @@ struct {
 } endpoints SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, REVISION_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} revisions SEC(".maps");
+
+/* One LRU list shared by all CPUs. BPF_F_NO_COMMON_LRU (a list per CPU) measured no faster here, and it
+ * splits the capacity: a CPU evicts from its own max_entries / possible CPUs even while the others' lists
+ * are empty (new connections land mostly on one CPU), which evicts established connections early. */
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, CT_SIZE);
 	__type(key, struct ct_key);
 	__type(value, struct ct_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} conntrack SEC(".maps");
+} conntrack_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -72,7 +86,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, EVENTS_SIZE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } events SEC(".maps");
 
@@ -218,32 +232,49 @@ static __always_inline int ct_alive(const struct ct_value *v, __u64 now)
 	return now - v->last_seen_ns <= (__u64)v->lifetime_s * 1000000000ULL;
 }
 
-/* Refreshes an entry for one more packet; FIN or RST shortens its life. */
-static __always_inline void ct_touch(struct ct_value *v, const struct flow *f, __u64 now)
+/* The key of the packet's connection at this endpoint, the same for both directions: local is the
+ * endpoint's side (the source of what it sends, the destination of what it receives). */
+static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u32 ep, __u8 dir)
 {
-	v->last_seen_ns = now;
-	v->packets += 1;
-	if (f->protocol == IPPROTO_TCP && (f->tcp_flags & 0x05))   /* FIN | RST */
-		v->lifetime_s = CT_LIFETIME_CLOSING;
-}
-
-static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u32 ep, __u8 dir, int reverse)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	if (reverse) {
-		__builtin_memcpy(k->saddr, f->daddr, 16);
-		__builtin_memcpy(k->daddr, f->saddr, 16);
-		k->sport = f->ct_dport;
-		k->dport = f->ct_sport;
+	if (dir == DIR_EGRESS) {
+		__builtin_memcpy(k->local_addr, f->saddr, 16);
+		__builtin_memcpy(k->remote_addr, f->daddr, 16);
+		k->local_port = f->ct_sport;
+		k->remote_port = f->ct_dport;
 	} else {
-		__builtin_memcpy(k->saddr, f->saddr, 16);
-		__builtin_memcpy(k->daddr, f->daddr, 16);
-		k->sport = f->ct_sport;
-		k->dport = f->ct_dport;
+		__builtin_memcpy(k->local_addr, f->daddr, 16);
+		__builtin_memcpy(k->remote_addr, f->saddr, 16);
+		k->local_port = f->ct_dport;
+		k->remote_port = f->ct_sport;
 	}
 	k->protocol = f->protocol;
-	k->direction = dir;
+	k->pad[0] = 0;
+	k->pad[1] = 0;
+	k->pad[2] = 0;
 	k->endpoint_id = ep;
+}
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+/* Keeps an entry alive for one more packet, writing only when something changes: last_seen at most every
+ * CT_REFRESH_NS, and the shorter life once a FIN or RST is seen. */
+static __always_inline void ct_refresh(struct ct_value *v, const struct flow *f, __u64 now)
+{
+	if (f->protocol == IPPROTO_TCP && (f->tcp_flags & (TCP_FIN | TCP_RST)) && !(v->flags & CT_FLAG_CLOSING)) {
+		v->lifetime_s = CT_LIFETIME_CLOSING;
+		v->flags |= CT_FLAG_CLOSING;
+		v->last_seen_ns = now;
+	} else if (now - v->last_seen_ns > CT_REFRESH_NS) {
+		v->last_seen_ns = now;
+	}
+}
+
+static __always_inline __u64 event_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= EVENTS_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, const struct endpoint_info *ep, __u32 peer,
@@ -271,7 +302,26 @@ static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, co
 	__builtin_memcpy(e->daddr, f->daddr, 16);
 	e->cookie = v ? v->cookie : 0;
 	e->ifindex = skb->ifindex;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, event_flags());
+}
+
+/* The drop reason of a policy lookup's result; 0 when it allows. */
+static __always_inline __u16 deny_reason(const struct policy_value *v)
+{
+	if (!v)
+		return DROP_POLICY_DENIED;
+	if (v->flags & POLICY_FLAG_DENY)
+		return DROP_POLICY_DENY;
+	if (v->flags & POLICY_FLAG_REDIRECT)
+		return DROP_PROXY_UNAVAILABLE;
+	return 0;
+}
+
+static __always_inline __u32 ipcache_revision(void)
+{
+	__u32 slot = REVISION_IPCACHE;
+	__u32 *r = bpf_map_lookup_elem(&revisions, &slot);
+	return r ? *r : 0;
 }
 
 static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
@@ -288,58 +338,93 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_SHOT;
 	}
 	__u32 epid = ep->endpoint_id;
+	/* Read before any policy lookup: a verdict is recorded with the revisions it was computed under. */
+	__u32 policy_rev = *(volatile __u32 *)&ep->policy_revision;
+	__u32 ipcache_rev = ipcache_revision();
+	__u64 now = bpf_ktime_get_coarse_ns();
 
-	/* A reply to a flow this endpoint's policy allowed in the other direction passes (before the
-	 * ipcache lookup, which replies do not need). */
-	__u64 now = bpf_ktime_get_ns();
+	/* One conntrack lookup finds the connection whichever way the packet goes. */
 	struct ct_key ck;
-	ct_key_of(&ck, &f, epid, dir == DIR_EGRESS ? DIR_INGRESS : DIR_EGRESS, 1);
-	struct ct_value *cv = bpf_map_lookup_elem(&conntrack, &ck);
+	ct_key_of(&ck, &f, epid, dir);
+	struct ct_value *cv = bpf_map_lookup_elem(&conntrack_v2, &ck);
 	if (cv && ct_alive(cv, now)) {
-		ct_touch(cv, &f, now);
-		count(dir, COUNTER_REPLY);
-		return TC_ACT_OK;
+		__u8 reply = cv->direction != dir;
+		/* A SYN on a closed connection's 4-tuple opens a new connection: checked as one, below. */
+		int reopened = f.protocol == IPPROTO_TCP && (cv->flags & CT_FLAG_CLOSING) &&
+			       (f.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+		if (!reopened) {
+			if (cv->policy_revision == policy_rev && cv->ipcache_revision == ipcache_rev) {
+				/* The fast path: the verdict recorded in the entry still holds. */
+				ct_refresh(cv, &f, now);
+				count(dir, reply ? COUNTER_REPLY : (cv->flags & CT_FLAG_AUDIT ? COUNTER_AUDIT : COUNTER_FORWARDED));
+				return TC_ACT_OK;
+			}
+			/* The policy or the ipcache changed since the verdict: check the connection again, as it was
+			 * opened (its direction; a reply's source port is the connection's destination port). */
+			__u8 cdir = cv->direction;
+			__be16 cport = f.dport;
+			if (reply)
+				cport = f.is_icmp_echo ? bpf_htons(f.protocol == IPPROTO_ICMP ? ICMP_ECHO : ICMPV6_ECHO_REQUEST) : f.sport;
+			__u32 peer = lookup_identity(dir == DIR_EGRESS ? f.daddr : f.saddr);
+			void *policy = bpf_map_lookup_elem(&policy_maps, &epid);
+			int any_peer = 0;
+			struct policy_value *v = policy ? policy_lookup(policy, peer, cdir, f.protocol, cport, &any_peer) : 0;
+			__u16 reason = deny_reason(v);
+			__u8 audited = 0;
+			if (reason) {
+				if (!(ep->flags & ENDPOINT_FLAG_AUDIT)) {
+					/* Denied now: dropped, and the entry keeps its old revisions, so that every later
+					 * packet is checked again (and passes again if the policy comes back). */
+					count(dir, reason);
+					emit(skb, &f, ep, peer, dir, EVENT_DROP, VERDICT_DROPPED, reason, v, any_peer);
+					return TC_ACT_SHOT;
+				}
+				audited = CT_FLAG_AUDIT;
+				if (!(cv->flags & CT_FLAG_AUDIT))
+					emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_AUDIT, reason, v, any_peer);
+			}
+			cv->flags = (cv->flags & ~CT_FLAG_AUDIT) | audited;
+			cv->policy_revision = policy_rev;
+			cv->ipcache_revision = ipcache_rev;
+			ct_refresh(cv, &f, now);
+			count(dir, reply ? COUNTER_REPLY : (audited ? COUNTER_AUDIT : COUNTER_FORWARDED));
+			return TC_ACT_OK;
+		}
 	}
 
+	/* A new connection, opened in the packet's direction: the policy decides. */
 	__u32 peer = lookup_identity(dir == DIR_EGRESS ? f.daddr : f.saddr);
 	void *policy = bpf_map_lookup_elem(&policy_maps, &epid);
 	int any_peer = 0;
 	struct policy_value *v = policy ? policy_lookup(policy, peer, dir, f.protocol, f.dport, &any_peer) : 0;
-	__u16 reason = 0;
-	if (!v)
-		reason = DROP_POLICY_DENIED;
-	else if (v->flags & POLICY_FLAG_DENY)
-		reason = DROP_POLICY_DENY;
-	else if (v->flags & POLICY_FLAG_REDIRECT)
-		reason = DROP_PROXY_UNAVAILABLE;
+	__u16 reason = deny_reason(v);
+	__u8 flags = 0;
 	if (reason) {
-		if (ep->flags & ENDPOINT_FLAG_AUDIT) {
-			count(dir, COUNTER_AUDIT);
-			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_AUDIT, reason, v, any_peer);
-		} else {
+		if (!(ep->flags & ENDPOINT_FLAG_AUDIT)) {
 			count(dir, reason);
 			emit(skb, &f, ep, peer, dir, EVENT_DROP, VERDICT_DROPPED, reason, v, any_peer);
 			return TC_ACT_SHOT;
 		}
+		flags = CT_FLAG_AUDIT;
+		count(dir, COUNTER_AUDIT);
+		emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_AUDIT, reason, v, any_peer);
 	} else {
 		count(dir, COUNTER_FORWARDED);
+		emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, v, any_peer);
 	}
-
-	ct_key_of(&ck, &f, epid, dir, 0);
-	cv = bpf_map_lookup_elem(&conntrack, &ck);
-	if (cv && ct_alive(cv, now)) {
-		ct_touch(cv, &f, now);
-	} else {
-		struct ct_value nv = {
-			.last_seen_ns = now, .packets = 1,
-			.lifetime_s = f.protocol == IPPROTO_TCP ? CT_LIFETIME_TCP : CT_LIFETIME_NONTCP,
-		};
-		ct_touch(&nv, &f, now);
-		nv.packets = 1;
-		bpf_map_update_elem(&conntrack, &ck, &nv, BPF_ANY);
-		if (!reason)
-			emit(skb, &f, ep, peer, dir, EVENT_POLICY_VERDICT, VERDICT_FORWARDED, 0, v, any_peer);
+	struct ct_value nv = {
+		.last_seen_ns = now,
+		.lifetime_s = f.protocol == IPPROTO_TCP ? CT_LIFETIME_TCP : CT_LIFETIME_NONTCP,
+		.policy_revision = policy_rev,
+		.ipcache_revision = ipcache_rev,
+		.direction = dir,
+		.flags = flags,
+	};
+	if (f.protocol == IPPROTO_TCP && (f.tcp_flags & (TCP_FIN | TCP_RST))) {
+		nv.lifetime_s = CT_LIFETIME_CLOSING;
+		nv.flags |= CT_FLAG_CLOSING;
 	}
+	bpf_map_update_elem(&conntrack_v2, &ck, &nv, BPF_ANY);
 	return TC_ACT_OK;
 }
 

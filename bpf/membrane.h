@@ -3,6 +3,11 @@
  * The layouts are defined once, here, and mirrored byte for byte by the Swift encoders
  * (Sources/Policy/MapState.swift: PolicyMapKey.encoded, PolicyEntry.encoded;
  *  Sources/Datapath/MapLayouts.swift for the other maps). Changing one means changing both.
+ *
+ * Maps are pinned by name and adopted by the next agent. A change to a pinned map's layout (key, value,
+ * type, flags or size) gives it a new name (conntrack_v2) and adds the old one to BPFDatapath.obsoletePins,
+ * whose pins the loader removes (carrying entries over where it can); the loader cannot adopt a pinned map
+ * whose layout differs, and an agent would otherwise not start.
  */
 #ifndef MEMBRANE_H
 #define MEMBRANE_H
@@ -68,41 +73,66 @@ struct ipcache_value {
 
 #define ENDPOINT_FLAG_AUDIT 1
 
-/* endpoints: host-side interface index -> the endpoint behind it. */
+/* endpoints: host-side interface index -> the endpoint behind it. policy_revision changes whenever what the
+ * endpoint's policy decides may have changed (its policy map, its identity, audit mode): conntrack entries
+ * remember the revision their verdict was checked at, and a packet that finds another one is checked again. */
 struct endpoint_info {
 	__u32 endpoint_id;
 	__u32 identity;
 	__u32 flags;
-	__u32 pad;
+	__u32 policy_revision;
 };
 
-/* Connection tracking: one entry per endpoint, direction and flow, so that a reply is recognised only
- * against a connection that the same endpoint's policy allowed. */
+/* revisions: a small array. REVISION_IPCACHE changes with every ipcache change (a verdict depends on the
+ * peer's identity too); REVISION_COUNTER is the last revision userspace handed out, kept here so that an
+ * agent restart continues the sequence instead of reusing revisions that conntrack entries still hold. */
+#define REVISION_IPCACHE  0
+#define REVISION_COUNTER  1
+#define REVISION_SLOTS    2
+
+/* Connection tracking, version 2 (pinned as conntrack_v2): one entry per endpoint and connection, found by
+ * the packets of both directions with one lookup: the key is written from the endpoint's side (local =
+ * the endpoint's address and port, remote = the peer's), and the value says who opened the connection.
+ * A reply passes only against a connection that the same endpoint's policy allowed. 44 bytes. */
 struct ct_key {
-	__u8  saddr[16];
-	__u8  daddr[16];
-	__be16 sport;       /* ICMP echo request: the identifier here, dport 0; echo reply: the reverse */
-	__be16 dport;
+	__u8  local_addr[16];
+	__u8  remote_addr[16];
+	__be16 local_port;  /* ICMP echo: the identifier on the requester's side, 0 on the other (see parse) */
+	__be16 remote_port;
 	__u8  protocol;
-	__u8  direction;
-	__u16 pad;
-	__u32 endpoint_id;
+	__u8  pad[3];
+	__u32 endpoint_id;  /* at byte 40: removeEndpoint flushes by it */
 };
+
+#define CT_FLAG_CLOSING 1   /* a FIN or RST was seen */
+#define CT_FLAG_AUDIT   2   /* the verdict was "deny", let through by audit mode */
 
 /* An entry lives `lifetime_s` after its last packet (Cilium's defaults: TCP 6 h, other protocols 60 s,
- * 10 s once a FIN or RST was seen); an expired entry is ignored and replaced. */
+ * 10 s once a FIN or RST was seen); an expired entry is ignored and replaced. last_seen_ns (the coarse
+ * monotonic clock) is refreshed at most every CT_REFRESH_NS, so that established packets rarely write.
+ * The verdict holds while the endpoint's policy revision and the ipcache revision are the ones recorded
+ * here; any change and the next packet, either way, is checked against the policy again. 24 bytes. */
 struct ct_value {
 	__u64 last_seen_ns;
-	__u64 packets;
 	__u32 lifetime_s;
-	__u32 flags;
+	__u32 policy_revision;
+	__u32 ipcache_revision;
+	__u8  direction;    /* DIR_EGRESS: the endpoint opened the connection; DIR_INGRESS: the peer did */
+	__u8  flags;
+	__u16 pad;
 };
 
+#define CT_REFRESH_NS       1000000000ULL
 #define CT_LIFETIME_TCP     21600
 #define CT_LIFETIME_NONTCP  60
 #define CT_LIFETIME_CLOSING 10
 
-/* Event ring buffer records (policy verdicts and drops), read by the agent for flows. */
+/* Event ring buffer records, read by the agent for flows: a policy verdict for the first packet of each
+ * connection (and for the first packet after a re-check turned an allowed connection into an audited one),
+ * and every drop. Events are submitted without waking the reader (BPF_RB_NO_WAKEUP) until
+ * EVENTS_WAKEUP_BYTES are waiting: the reader polls with a timeout and drains what is there. */
+#define EVENTS_SIZE          (1 << 22)
+#define EVENTS_WAKEUP_BYTES  (EVENTS_SIZE / 8)
 #define EVENT_POLICY_VERDICT 1
 #define EVENT_DROP           2
 #define EVENT_MATCH_ANY_PEER 0x40

@@ -26,6 +26,23 @@ public struct BPFMap: Sendable {
         keySize = Int(info.key_size); valueSize = Int(info.value_size)
     }
 
+    enum Kind { case hash, lruHash, array }
+
+    /// Creates a map (not pinned).
+    static func create(_ kind: Kind, name: String, keySize: Int, valueSize: Int, maxEntries: Int, flags: UInt32 = 0) throws -> BPFMap {
+        let type: bpf_map_type = switch kind {
+        case .hash: BPF_MAP_TYPE_HASH
+        case .lruHash: BPF_MAP_TYPE_LRU_HASH
+        case .array: BPF_MAP_TYPE_ARRAY
+        }
+        let fd = withZeroedOptions(bpf_map_create_opts.self, {
+            $0.pointee.sz = MemoryLayout<bpf_map_create_opts>.size
+            $0.pointee.map_flags = flags
+        }) { bpf_map_create(type, name, UInt32(keySize), UInt32(valueSize), UInt32(maxEntries), $0) }
+        guard fd >= 0 else { throw DatapathError("create map \(name)", errno: -fd) }
+        return try BPFMap(fd: fd, name: name)
+    }
+
     /// Opens a pinned map.
     public static func pinned(_ path: String) throws -> BPFMap {
         let fd = bpf_obj_get(path)

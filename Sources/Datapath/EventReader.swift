@@ -49,9 +49,11 @@ public final class EventReader: @unchecked Sendable {
             let ring = handle.ring
             sink.batch.reserveCapacity(4096)
             while sink.lock.withLock({ sink.running }) {
-                // A timeout, so that a datapath that batches its wakeups (BPF_RB_NO_WAKEUP) is still drained.
-                let n = ring_buffer__poll(ring, 50)
+                // The datapath wakes the reader only when the ring fills up (BPF_RB_NO_WAKEUP otherwise): after a
+                // poll timeout, consume what is waiting anyway (epoll reports nothing without a wakeup).
+                let n = ring_buffer__poll(ring, 20)
                 if n < 0 && -n != EINTR { break }
+                if n == 0 { _ = ring_buffer__consume(ring) }
                 if !sink.batch.isEmpty {
                     let batch = sink.batch
                     sink.batch.removeAll(keepingCapacity: true)

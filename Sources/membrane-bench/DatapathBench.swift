@@ -4,8 +4,9 @@
 //                           [--fleet N] [--changes N] [--no-fleet] [--no-profile] [--no-drain] [--json-only]
 //
 // Needs root, bpffs, clang (the Swift toolchain's does) and, from Debian:
-//   apt-get install -y iperf3 sockperf wrk nginx-light iptables     (nginx works as well as nginx-light)
-// The benchmark checks for them and stops with a clear message when one is missing; it installs nothing.
+//   apt-get install -y iperf3 sockperf wrk nginx-light iptables iproute2 python3   (nginx works as well as nginx-light)
+// The benchmark checks for them and stops with a message naming the missing packages; it installs nothing.
+// scripts/bench.sh installs them and runs it.
 //
 // Two endpoints (network namespaces behind veths, Sources/Datapath/Plumbing): client 10.201.0.1 and server
 // 10.201.0.2. Every address used is in 10.201.0.0/16 and lives only in namespaces this run creates; the 10,000
@@ -61,7 +62,8 @@ func datapathUsage() -> Never {
     print("""
         usage: membrane-bench datapath [--rounds N] [--tput-seconds S] [--rr-seconds S] [--crr-seconds S]
                                        [--fleet N] [--changes N] [--no-fleet] [--no-profile] [--no-drain] [--json-only]
-        needs root and: apt-get install -y iperf3 sockperf wrk nginx-light iptables
+        needs root and: apt-get install -y iperf3 sockperf wrk nginx-light iptables iproute2 python3
+        (scripts/bench.sh installs them and runs the benchmark)
         """)
     exit(2)
 }
@@ -234,8 +236,13 @@ final class EventDrain: @unchecked Sendable {
             return 0
         }, ctx, nil)
         guard rb != nil else { throw DrainError() }
+        // The datapath submits events without waking the reader (BPF_RB_NO_WAKEUP) until an eighth of the ring is
+        // waiting, so epoll reports the ring only then: after a poll that timed out, drain what is there.
         let t = Thread { [self] in
-            while !stopped { _ = ring_buffer__poll(rb, 100) }
+            while !stopped {
+                if ring_buffer__poll(rb, 100) == 0 { _ = ring_buffer__consume(rb) }
+            }
+            _ = ring_buffer__consume(rb)
             finished.signal()
         }
         thread = t
@@ -358,11 +365,17 @@ private final class DatapathBench {
 
     func checkPrerequisites() throws {
         guard getuid() == 0 else { throw BenchError("needs root (network namespaces, tc, BPF, iptables)") }
-        let tools = ["ip", "tc", "iperf3", "sockperf", "wrk", "nginx", "iptables", "iptables-restore", "python3", "ss"]
-        let missing = tools.filter { dpLocate($0) == nil }
+        // Each tool and the Debian package it comes from.
+        let tools: [(tool: String, package: String)] = [
+            ("ip", "iproute2"), ("tc", "iproute2"), ("ss", "iproute2"), ("iperf3", "iperf3"), ("sockperf", "sockperf"),
+            ("wrk", "wrk"), ("nginx", "nginx-light"), ("iptables", "iptables"), ("iptables-restore", "iptables"), ("python3", "python3")]
+        let missing = tools.filter { dpLocate($0.tool) == nil }
         if !missing.isEmpty {
-            throw BenchError("missing tools: \(missing.joined(separator: ", ")). Install them with:\n"
-                + "    apt-get install -y iperf3 sockperf wrk nginx-light iptables iproute2 python3")
+            var packages: [String] = []
+            for m in missing where !packages.contains(m.package) { packages.append(m.package) }
+            throw BenchError("missing tools: " + missing.map { "\($0.tool) (Debian package \($0.package))" }.joined(separator: ", ")
+                + ". Install them with:\n    apt-get install -y \(packages.joined(separator: " "))\n"
+                + "or run scripts/bench.sh, which installs everything the benchmark needs and runs it.")
         }
         if dpLocate("clang") == nil { throw BenchError("clang not found (the Swift toolchain's clang compiles bpf/membrane.c)") }
     }

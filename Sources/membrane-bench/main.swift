@@ -902,11 +902,13 @@ func usage() -> Never {
     print("usage: membrane-bench policy [--identities N] [--policies N] [--endpoints N] [--seed S] [--json-only] [--reps N] [--passes N] [--budget SECONDS]")
     print("       membrane-bench datapath [--help]   (kernel datapath benchmark, see DatapathBench.swift)")
     print("       membrane-bench observe [--events N] [--rounds N] [--export-flows N]   (flow pipeline, see ObserveBench.swift)")
+    print("       membrane-bench bpf-cost [--source FILE] [--repeat N] [--new-flows N]   (per-run cost of the tc programs, BPFCostBench.swift)")
     exit(2)
 }
 
 if CommandLine.arguments.dropFirst().first == "datapath" { exit(runDatapathBenchmark(Array(CommandLine.arguments.dropFirst(2)))) }
 if CommandLine.arguments.dropFirst().first == "observe" { exit(runObserveBenchmark(Array(CommandLine.arguments.dropFirst(2)))) }
+if CommandLine.arguments.dropFirst().first == "bpf-cost" { exit(runBPFCostBenchmark(Array(CommandLine.arguments.dropFirst(2)))) }
 
 var args = Array(CommandLine.arguments.dropFirst())
 if args.first == "policy" { args.removeFirst() } else if !args.isEmpty && !args[0].hasPrefix("--") { usage() }

@@ -10,7 +10,7 @@ public struct DatapathEvent: Sendable, Hashable {
     /// `VERDICT_*`.
     public enum Verdict: UInt8, Sendable { case forwarded = 0, dropped = 1, audit = 2, reply = 3 }
 
-    /// CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns); see `wallClock`.
+    /// CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns); add `monotonicToWallOffset()` for the wall clock.
     public var monotonicNs: UInt64
     public var kind: Kind
     public var verdict: Verdict
@@ -79,13 +79,8 @@ public struct DatapathEvent: Sendable, Hashable {
         return IPAddress(ipv6: high, low)
     }
 
-    /// The event's time on the wall clock. The kernel stamps CLOCK_MONOTONIC; the offset to CLOCK_REALTIME is
-    /// read when the reader starts (a wall-clock step later shifts flow times, as it does in Cilium).
-    public func wallClock(offsetNs: Int64) -> Date {
-        Date(timeIntervalSince1970: Double(Int64(bitPattern: monotonicNs) &+ offsetNs) / 1e9)
-    }
-
-    /// CLOCK_REALTIME - CLOCK_MONOTONIC, in nanoseconds.
+    /// CLOCK_REALTIME - CLOCK_MONOTONIC, in nanoseconds, read once by the consumer (a later wall-clock step
+    /// shifts flow times, as it does in Cilium).
     public static func monotonicToWallOffset() -> Int64 {
         var mono = timespec(), real = timespec()
         clock_gettime(CLOCK_MONOTONIC, &mono)

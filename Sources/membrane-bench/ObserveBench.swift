@@ -52,9 +52,9 @@ struct ObserveBench {
     var connectionsPerSecond = 10_000
     var overheadSeconds = 5.0
 
-    /// Runs the producer until `events` were emitted, then waits until the consumer accounted for all of them.
-    func ingestRound(datapath: BPFDatapath, pipeline: FlowPipeline, store: FlowStore, packet: [UInt8]) throws -> (rate: Double, stored: Double, lost: Double) {
-        let (r0, l0, s0) = (pipeline.received, pipeline.lostSinceStart, store.status.seenFlows)
+    /// Emits `events` events in the kernel, then waits until the consumer has accounted for all of them
+    /// (`accounted`: received + counted lost since the start); returns the seconds it all took.
+    func burst(_ datapath: BPFDatapath, _ packet: [UInt8], accounted: () -> Int) throws -> Double {
         let start = now()
         var produced = 0
         while produced < events {
@@ -62,13 +62,8 @@ struct ObserveBench {
             _ = try datapath.testRun(egress: true, packet: packet, repeat: Int32(n))
             produced += n
         }
-        var end = now()
-        while Int(pipeline.received - r0 + pipeline.lostSinceStart - l0) < events && now() - start < 60 {
-            Thread.sleep(forTimeInterval: 0.001)
-            end = now()
-        }
-        let stored = Double(store.status.seenFlows - s0)
-        return (stored / (end - start), stored, Double(pipeline.lostSinceStart - l0))
+        while accounted() < events && now() - start < 60 { Thread.sleep(forTimeInterval: 0.001) }
+        return now() - start
     }
 
     func run() throws -> JSON {
@@ -88,21 +83,17 @@ struct ObserveBench {
             let counter = ManagedCounter()
             let reader = try EventReader(events: datapath.events) { counter.add($0.count) }
             let lost0 = datapath.lostEvents
-            let t0 = now()
-            var produced = 0
-            while produced < events {
-                let n = min(100_000, events - produced)
-                _ = try datapath.testRun(egress: true, packet: packet, repeat: Int32(n))
-                produced += n
-            }
-            while counter.value + Int(datapath.lostEvents - lost0) < events && now() - t0 < 60 { Thread.sleep(forTimeInterval: 0.001) }
-            decodeRates.append(Double(counter.value) / (now() - t0))
+            let decodeSeconds = try burst(datapath, packet) { counter.value + Int(datapath.lostEvents - lost0) }
+            decodeRates.append(Double(counter.value) / decodeSeconds)
             reader.stop()
 
             let store = FlowStore(capacity: 4095, nodeName: "bench")
             let pipeline = FlowPipeline(datapath: datapath, store: store)
             try pipeline.start(events: datapath.events)
-            let r = try ingestRound(datapath: datapath, pipeline: pipeline, store: store, packet: packet)
+            let (r0, l0, s0) = (pipeline.received, pipeline.lostSinceStart, store.status.seenFlows)
+            let pipelineSeconds = try burst(datapath, packet) { Int(pipeline.received - r0 + pipeline.lostSinceStart - l0) }
+            let r = (rate: Double(store.status.seenFlows - s0) / pipelineSeconds, stored: Double(store.status.seenFlows - s0),
+                     lost: Double(pipeline.lostSinceStart - l0))
             pipeline.stop()
             pipelineRates.append(r.rate)
             lostShares.append(r.lost / Double(events))

@@ -28,8 +28,9 @@ struct FlowBuilder {
         f.summary = FlowBuilder.summary(e)
 
         let egress = e.direction == .egress
-        var local = c.endpoints[e.endpointID]?.endpoint ?? Flow_Endpoint()
-        if c.endpoints[e.endpointID] == nil {
+        let known = c.endpoints[e.endpointID]
+        var local = known?.endpoint ?? Flow_Endpoint()
+        if known == nil {
             local.id = UInt32(e.endpointID)
             local.identity = e.localIdentity
         }
@@ -45,7 +46,7 @@ struct FlowBuilder {
         f.source = egress ? local : peer
         f.destination = egress ? peer : local
         f.trafficDirection = egress ? .egress : .ingress
-        if let ep = c.endpoints[e.endpointID] {
+        if let ep = known {
             var iface = Flow_NetworkInterface()
             iface.index = e.ifindex
             iface.name = ep.interfaceName
@@ -75,7 +76,11 @@ struct FlowBuilder {
         }
         if allowed { f.isReply = Google_Protobuf_BoolValue(false) }
 
-        let isPolicyDecision = e.kind == .policyVerdict || [133, 180, 181].contains(reason)
+        let isPolicyDecision: Bool
+        switch reason {
+        case 133, 180, 181: isPolicyDecision = true     // default deny, L7 redirect without a proxy, explicit deny
+        default: isPolicyDecision = e.kind == .policyVerdict
+        }
         if isPolicyDecision {
             var v = f
             v.eventType = FlowBuilder.eventType(5, 0)

@@ -23,10 +23,11 @@ struct FlowContext: Sendable {
     var policyRevisions: [ResourceRef: UInt64] = [:]
     var defaultDenyBy: [UInt16: [TrafficDirection: [ResourceRef]]] = [:]
 
-    /// Hubble's Policy message for one contributing rule's policy.
+    /// Hubble's Policy message for one contributing rule's policy. Cilium's policy labels, without the uid
+    /// label when the policy has no uid (an empty `…policy.uid` label says nothing).
     func policy(_ origin: PolicyOrigin) -> Flow_Policy {
         var p = Flow_Policy()
-        p.labels = origin.labels.map(\.description)
+        p.labels = origin.labels.filter { $0.key != WellKnownLabel.policyUID || !$0.value.isEmpty }.map(\.description)
         guard let ref = origin.ref else {
             p.name = origin.derived ?? ""
             p.kind = "Derived"
@@ -50,16 +51,9 @@ struct FlowContext: Sendable {
         return out
     }
 
+    /// The Policy messages of whole policies (those that put an endpoint into default deny).
     func policies(_ refs: [ResourceRef]) -> [Flow_Policy] {
-        refs.map { ref in
-            var p = Flow_Policy()
-            p.name = ref.name
-            p.namespace = ref.namespace ?? ""
-            p.kind = ref.kind.rawValue
-            p.revision = policyRevisions[ref] ?? 0
-            p.labels = PolicyOrigin(ref: ref, rulePath: "").labels.filter { $0.key != WellKnownLabel.policyUID }.map(\.description)
-            return p
-        }
+        refs.map { policy(PolicyOrigin(ref: $0, rulePath: "")) }
     }
 }
 

@@ -61,11 +61,6 @@ public final class MetricRegistry: @unchecked Sendable {
         lock.withLock { collectors.append((name, help, kind, body)) }
     }
 
-    /// The value of one sample (tests and status use it).
-    public func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
-        lock.withLock { families[name]?.values[labels] }
-    }
-
     // MARK: Exposition
 
     public func render() -> String {

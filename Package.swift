@@ -57,6 +57,9 @@ let package = Package(
         .executableTarget(name: "membrane-bench", dependencies: [
             "PolicyAPI", "Policy", "Cluster", "Datapath", "MembraneTestSupport", "Agent", "Hubble", "HubbleAPI", "HubbleClient",
             "HubbleServer", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
         ]),
         .testTarget(name: "PolicyAPITests", dependencies: ["PolicyAPI"], exclude: ["Invalid", "Valid"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "PolicyAPI", "MembraneTestSupport"]),
@@ -76,7 +79,8 @@ let package = Package(
         /// Hubble-compatible gRPC server (observer.Observer + grpc.health.v1.Health) over h2c on UDS and TCP.
         .target(name: "HubbleServer", dependencies: [
             "HubbleAPI",
-            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -85,6 +89,11 @@ let package = Package(
             "HubbleAPI",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        ]),
+        /// Stored events → flows and → response bytes, compared (no privileges needed).
+        .testTarget(name: "FlowEncodingTests", dependencies: [
+            "Agent", "Datapath", "Hubble", "HubbleAPI", "Policy", "PolicyAPI", "MembraneTestSupport",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
         .testTarget(name: "HubbleTests", dependencies: ["Hubble", "HubbleAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "HubbleServerTests", dependencies: [

@@ -40,6 +40,18 @@ public struct DatapathEvent: Sendable, Hashable {
     /// `l4_prefixlen` flag: the matched entry is the any-peer (wildcard) one.
     static let wildcardPeerFlag: UInt8 = 0x40
 
+    /// An event as the datapath would report it (tests, benchmarks).
+    public init(monotonicNs: UInt64, kind: Kind, verdict: Verdict, dropReason: UInt16 = 0, endpointID: UInt16,
+                localIdentity: NumericIdentity, peerIdentity: NumericIdentity, direction: TrafficDirection, proto: UInt8,
+                tcpFlags: UInt8 = 0, l4PrefixLength: UInt8? = nil, matchedPeer: Bool = false, sourcePort: UInt16 = 0,
+                destinationPort: UInt16 = 0, source: IPAddress, destination: IPAddress, cookie: UInt32 = 0, ifindex: UInt32 = 0) {
+        self.monotonicNs = monotonicNs; self.kind = kind; self.verdict = verdict; self.dropReason = dropReason
+        self.endpointID = endpointID; self.localIdentity = localIdentity; self.peerIdentity = peerIdentity
+        self.direction = direction; self.proto = proto; self.tcpFlags = tcpFlags; self.l4PrefixLength = l4PrefixLength
+        self.matchedPeer = matchedPeer; self.sourcePort = sourcePort; self.destinationPort = destinationPort
+        self.source = source; self.destination = destination; self.cookie = cookie; self.ifindex = ifindex
+    }
+
     /// Decodes one record; nil when it is too short (a layout mismatch is not guessed around).
     public init?(bytes p: UnsafeRawBufferPointer) {
         guard p.count >= DatapathEvent.size,

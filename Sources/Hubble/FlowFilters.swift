@@ -16,10 +16,14 @@ public struct FlowFilterSet: Sendable {
     typealias Predicate = @Sendable (Flow_Flow) -> Bool
     private let whitelist: [[Predicate]]
     private let blacklist: [[Predicate]]
+    /// What the filters read beyond a flow's scalars: a `FlowBatch` builds only these parts to filter.
+    public let parts: FlowParts
 
     public init(whitelist: [Flow_FlowFilter] = [], blacklist: [Flow_FlowFilter] = []) throws {
-        self.whitelist = try whitelist.map(FlowFilterSet.compile)
-        self.blacklist = try blacklist.map(FlowFilterSet.compile)
+        let w = try whitelist.map(FlowFilterSet.compile), b = try blacklist.map(FlowFilterSet.compile)
+        self.whitelist = w.map(\.predicates)
+        self.blacklist = b.map(\.predicates)
+        parts = (w + b).reduce(into: []) { $0.formUnion($1.parts) }
     }
 
     public var isEmpty: Bool { whitelist.isEmpty && blacklist.isEmpty }
@@ -31,32 +35,32 @@ public struct FlowFilterSet: Sendable {
 
     // MARK: Compilation
 
-    static func compile(_ f: Flow_FlowFilter) throws -> [Predicate] {
-        var p: [Predicate] = []
-        func add(_ predicate: @escaping Predicate) { p.append(predicate) }
+    static func compile(_ f: Flow_FlowFilter) throws -> (predicates: [Predicate], parts: FlowParts) {
+        var p: [Predicate] = [], parts: FlowParts = []
+        func add(_ part: FlowParts = [], _ predicate: @escaping Predicate) { p.append(predicate); parts.formUnion(part) }
 
-        if !f.uuid.isEmpty { let v = Set(f.uuid); add { v.contains($0.uuid) } }
-        if !f.sourceIp.isEmpty { let m = try ipMatcher(f.sourceIp); add { m($0.ip.source) } }
-        if !f.destinationIp.isEmpty { let m = try ipMatcher(f.destinationIp); add { m($0.ip.destination) } }
-        if !f.sourceIpXlated.isEmpty { let m = try ipMatcher(f.sourceIpXlated); add { m($0.ip.sourceXlated) } }
-        if !f.sourcePod.isEmpty { let m = podMatcher(f.sourcePod); add { m($0.source) } }
-        if !f.destinationPod.isEmpty { let m = podMatcher(f.destinationPod); add { m($0.destination) } }
+        if !f.uuid.isEmpty { let v = Set(f.uuid); add(.uuid) { v.contains($0.uuid) } }
+        if !f.sourceIp.isEmpty { let m = try ipMatcher(f.sourceIp); add(.ip) { m($0.ip.source) } }
+        if !f.destinationIp.isEmpty { let m = try ipMatcher(f.destinationIp); add(.ip) { m($0.ip.destination) } }
+        if !f.sourceIpXlated.isEmpty { let m = try ipMatcher(f.sourceIpXlated); add(.ip) { m($0.ip.sourceXlated) } }
+        if !f.sourcePod.isEmpty { let m = podMatcher(f.sourcePod); add(.endpoints) { m($0.source) } }
+        if !f.destinationPod.isEmpty { let m = podMatcher(f.destinationPod); add(.endpoints) { m($0.destination) } }
         if !f.sourceService.isEmpty { let m = serviceMatcher(f.sourceService); add { m($0.sourceService) } }
         if !f.destinationService.isEmpty { let m = serviceMatcher(f.destinationService); add { m($0.destinationService) } }
         if !f.sourceFqdn.isEmpty { let m = try fqdnMatcher(f.sourceFqdn); add { m($0.sourceNames) } }
         if !f.destinationFqdn.isEmpty { let m = try fqdnMatcher(f.destinationFqdn); add { m($0.destinationNames) } }
-        if !f.sourceLabel.isEmpty { let m = try labelMatcher(f.sourceLabel); add { $0.hasSource && m($0.source.labels) } }
-        if !f.destinationLabel.isEmpty { let m = try labelMatcher(f.destinationLabel); add { $0.hasDestination && m($0.destination.labels) } }
-        if !f.sourceWorkload.isEmpty { let w = f.sourceWorkload; add { workloadMatches(w, $0.source.workloads) } }
-        if !f.destinationWorkload.isEmpty { let w = f.destinationWorkload; add { workloadMatches(w, $0.destination.workloads) } }
-        if !f.sourceClusterName.isEmpty { let v = Set(f.sourceClusterName); add { v.contains($0.source.clusterName) } }
-        if !f.destinationClusterName.isEmpty { let v = Set(f.destinationClusterName); add { v.contains($0.destination.clusterName) } }
+        if !f.sourceLabel.isEmpty { let m = try labelMatcher(f.sourceLabel); add(.endpoints) { $0.hasSource && m($0.source.labels) } }
+        if !f.destinationLabel.isEmpty { let m = try labelMatcher(f.destinationLabel); add(.endpoints) { $0.hasDestination && m($0.destination.labels) } }
+        if !f.sourceWorkload.isEmpty { let w = f.sourceWorkload; add(.endpoints) { workloadMatches(w, $0.source.workloads) } }
+        if !f.destinationWorkload.isEmpty { let w = f.destinationWorkload; add(.endpoints) { workloadMatches(w, $0.destination.workloads) } }
+        if !f.sourceClusterName.isEmpty { let v = Set(f.sourceClusterName); add(.endpoints) { v.contains($0.source.clusterName) } }
+        if !f.destinationClusterName.isEmpty { let v = Set(f.destinationClusterName); add(.endpoints) { v.contains($0.destination.clusterName) } }
         if !f.trafficDirection.isEmpty { let v = Set(f.trafficDirection); add { v.contains($0.trafficDirection) } }
         if !f.verdict.isEmpty { let v = Set(f.verdict); add { v.contains($0.verdict) } }
         if !f.dropReasonDesc.isEmpty { let v = Set(f.dropReasonDesc); add { v.contains($0.dropReasonDesc) } }
         if !f.interface.isEmpty {
             let v = f.interface
-            add { flow in flow.hasInterface && v.contains { ($0.index == 0 || $0.index == flow.interface.index) && ($0.name.isEmpty || $0.name == flow.interface.name) } }
+            add(.interface) { flow in flow.hasInterface && v.contains { ($0.index == 0 || $0.index == flow.interface.index) && ($0.name.isEmpty || $0.name == flow.interface.name) } }
         }
         if !f.eventType.isEmpty {
             let v = f.eventType
@@ -65,13 +69,13 @@ public struct FlowFilterSet: Sendable {
             }
         }
         if !f.httpStatusCode.isEmpty { let m = try statusMatcher(f.httpStatusCode); add { $0.l7.http.code != 0 && m($0.l7.http.code) } }
-        if !f.protocol.isEmpty { let m = try protocolMatcher(f.protocol); add(m) }
-        if !f.sourcePort.isEmpty { let v = try ports(f.sourcePort); add { $0.l4Ports.map { v.contains($0.source) } ?? false } }
-        if !f.destinationPort.isEmpty { let v = try ports(f.destinationPort); add { $0.l4Ports.map { v.contains($0.destination) } ?? false } }
+        if !f.protocol.isEmpty { let m = try protocolMatcher(f.protocol); add(.l4, m) }
+        if !f.sourcePort.isEmpty { let v = try ports(f.sourcePort); add(.l4) { $0.l4Ports.map { v.contains($0.source) } ?? false } }
+        if !f.destinationPort.isEmpty { let v = try ports(f.destinationPort); add(.l4) { $0.l4Ports.map { v.contains($0.destination) } ?? false } }
         if !f.reply.isEmpty { let v = Set(f.reply); add { $0.hasIsReply && v.contains($0.isReply.value) } }
         if !f.dnsQuery.isEmpty { let r = try regexes(f.dnsQuery, "dns_query"); add { $0.l7.dns.query.isEmpty ? false : anyMatch(r, $0.l7.dns.query) } }
-        if !f.sourceIdentity.isEmpty { let v = Set(f.sourceIdentity); add { v.contains($0.source.identity) } }
-        if !f.destinationIdentity.isEmpty { let v = Set(f.destinationIdentity); add { v.contains($0.destination.identity) } }
+        if !f.sourceIdentity.isEmpty { let v = Set(f.sourceIdentity); add(.endpoints) { v.contains($0.source.identity) } }
+        if !f.destinationIdentity.isEmpty { let v = Set(f.destinationIdentity); add(.endpoints) { v.contains($0.destination.identity) } }
         if !f.httpMethod.isEmpty { let v = Set(f.httpMethod.map { $0.uppercased() }); add { v.contains($0.l7.http.method.uppercased()) } }
         if !f.httpPath.isEmpty {
             let r = try regexes(f.httpPath, "http_path")
@@ -87,21 +91,21 @@ public struct FlowFilterSet: Sendable {
         }
         if !f.tcpFlags.isEmpty {
             let v = f.tcpFlags
-            add { flow in
+            add(.l4) { flow in
                 guard case .tcp(let tcp)? = flow.l4.protocol else { return false }
                 return v.contains { want in tcpFlagsContain(tcp.flags, want) }
             }
         }
         if !f.nodeName.isEmpty { let m = try nodeMatcher(f.nodeName); add { m($0.nodeName) } }
         if !f.nodeLabels.isEmpty { let m = try labelMatcher(f.nodeLabels); add { m($0.nodeLabels) } }
-        if !f.ipVersion.isEmpty { let v = Set(f.ipVersion); add { $0.hasIp && v.contains($0.ip.ipVersion) } }
+        if !f.ipVersion.isEmpty { let v = Set(f.ipVersion); add(.ip) { $0.hasIp && v.contains($0.ip.ipVersion) } }
         if !f.traceID.isEmpty { let v = Set(f.traceID); add { v.contains($0.traceContext.parent.traceID) } }
         if !f.ipTraceID.isEmpty { let v = Set(f.ipTraceID); add { $0.ipTraceID.traceID != 0 && v.contains($0.ipTraceID.traceID) } }
-        if !f.encrypted.isEmpty { let v = Set(f.encrypted); add { v.contains($0.ip.encrypted) } }
+        if !f.encrypted.isEmpty { let v = Set(f.encrypted); add(.ip) { v.contains($0.ip.encrypted) } }
         if !f.experimental.celExpression.isEmpty {
             throw FilterError("experimental.cel_expression filters are not supported by Membrane")
         }
-        return p
+        return (p, parts)
     }
 
     static func ipMatcher(_ values: [String]) throws -> @Sendable (String) -> Bool {

@@ -24,11 +24,31 @@ public final class FlowStore: @unchecked Sendable {
     private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     private var waiterID: UInt64 = 0
 
-    /// A flow, or a notice that events were lost before reaching the store (kept in order with the flows).
+    /// A flow (built, or one of a batch's flows to build when read), or a notice that events were lost before
+    /// reaching the store (kept in order with the flows).
     enum Entry {
         case flow(Flow_Flow, timeNs: Int64)
+        case batched(any FlowBatch, index: Int)
         case lost(Flow_LostEvent, timeNs: Int64)
-        var timeNs: Int64 { switch self { case .flow(_, let t), .lost(_, let t): t } }
+
+        var timeNs: Int64 {
+            switch self {
+            case .flow(_, let t), .lost(_, let t): t
+            case .batched(let b, let i): b.timeNs(i)
+            }
+        }
+
+        /// Whether a flow entry passes the filters (lost-event notices pass every filter).
+        func matches(_ filters: FlowFilterSet) -> Bool {
+            guard !filters.isEmpty else { return true }
+            switch self {
+            case .flow(let f, _): return filters.matches(f)
+            case .batched(let b, let i): return filters.matches(b.flow(i, parts: filters.parts))
+            case .lost: return true
+            }
+        }
+
+        var isFlow: Bool { if case .lost = self { false } else { true } }
     }
 
     public init(capacity: Int = FlowStore.defaultCapacity, nodeName: String) {
@@ -55,6 +75,18 @@ public final class FlowStore: @unchecked Sendable {
     }
 
     public func append(_ flow: Flow_Flow) { append([flow]) }
+
+    /// Stores a batch's flows, to be built only when read.
+    public func append(_ batch: any FlowBatch) {
+        guard batch.count > 0 else { return }
+        let wake = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            for i in 0..<batch.count { put(.batched(batch, index: i)) }
+            for n in batch.namespaces where !n.isEmpty { namespaces.insert(n) }
+            seen += UInt64(batch.count)
+            return takeWaiters()
+        }
+        for w in wake { w.resume() }
+    }
 
     /// Records events lost before the store (e.g. the kernel ring buffer was full), as Hubble does with a
     /// LostEvent entry that readers receive in order.
@@ -108,13 +140,17 @@ public final class FlowStore: @unchecked Sendable {
     /// client cancels. Lost-event notices pass every filter and do not count toward N.
     public func responses(for request: Observer_GetFlowsRequest) throws -> AsyncThrowingStream<Observer_GetFlowsResponse, any Error> {
         let reader = try self.reader(for: request)
-        return AsyncThrowingStream(unfolding: { try await reader.nextResponse() })
+        return AsyncThrowingStream(unfolding: { try await reader.nextEntry().map(self.response) })
     }
 
-    /// The same responses in batches of what was available at once (up to 512), for writers that pay per write.
-    public func responseBatches(for request: Observer_GetFlowsRequest) throws -> AsyncThrowingStream<[Observer_GetFlowsResponse], any Error> {
+    /// The same responses serialized, in batches of what was available at once (up to 512), for the gRPC server:
+    /// one write per batch, and batched flows go from their events to bytes without building a message.
+    public func encodedResponseBatches(for request: Observer_GetFlowsRequest) throws -> AsyncThrowingStream<[[UInt8]], any Error> {
         let reader = try self.reader(for: request)
-        return AsyncThrowingStream(unfolding: { try await reader.nextBatch() })
+        return AsyncThrowingStream(unfolding: {
+            guard let batch = try await reader.nextBatch() else { return nil }
+            return try batch.map(self.encodedResponse)
+        })
     }
 
     private func reader(for request: Observer_GetFlowsRequest) throws -> Reader {
@@ -145,10 +181,12 @@ public final class FlowStore: @unchecked Sendable {
         var seq = next
         while seq > oldest && found < n {
             seq -= 1
-            guard case .flow(let f, let t) = entries[Int(seq % UInt64(capacity))] else { continue }
+            let e = entries[Int(seq % UInt64(capacity))]
+            guard e.isFlow else { continue }
+            let t = e.timeNs
             if let until, t > until { continue }
             if let since, t < since { break }
-            if filters.matches(f) { found += 1 }
+            if e.matches(filters) { found += 1 }
         }
         return seq
     }
@@ -195,15 +233,15 @@ public final class FlowStore: @unchecked Sendable {
         var limit: UInt64?
         var cursor: UInt64 = 0
         var end: UInt64?
-        var pending: [Observer_GetFlowsResponse] = []
-        var pendingIndex = 0
         var finished = false
+        private var pending: [Entry] = []
+        private var pendingIndex = 0
 
         init(store: FlowStore, filters: FlowFilterSet, since: Int64?, until: Int64?, follow: Bool, limit: UInt64?) {
             self.store = store; self.filters = filters; self.since = since; self.until = until; self.follow = follow; self.limit = limit
         }
 
-        func nextResponse() async throws -> Observer_GetFlowsResponse? {
+        func nextEntry() async throws -> Entry? {
             if pendingIndex >= pending.count {
                 guard let batch = try await nextBatch() else { return nil }
                 pending = batch
@@ -213,9 +251,9 @@ public final class FlowStore: @unchecked Sendable {
             return pending[pendingIndex]
         }
 
-        /// The next non-empty batch of responses, nil at the end of the stream.
-        func nextBatch() async throws -> [Observer_GetFlowsResponse]? {
-            var pending: [Observer_GetFlowsResponse] = []
+        /// The next non-empty batch of entries to send, nil at the end of the stream.
+        func nextBatch() async throws -> [Entry]? {
+            var pending: [Entry] = []
             while true {
                 if !pending.isEmpty { return pending }
                 if finished || Task.isCancelled { return nil }
@@ -225,23 +263,18 @@ public final class FlowStore: @unchecked Sendable {
                     var lost = Flow_LostEvent()
                     lost.source = .hubbleRingBuffer
                     lost.numEventsLost = chunk.missed
-                    pending.append(store.response(lost: lost))
+                    pending.append(.lost(lost, timeNs: 0))
                 }
                 for e in chunk.entries {
-                    switch e {
-                    case .lost(let l, let t):
-                        if let since, t < since { continue }
-                        pending.append(store.response(lost: l))
-                    case .flow(let f, let t):
-                        if let since, t < since { continue }
-                        if let until, t > until { finished = true; break }
-                        guard filters.matches(f) else { continue }
-                        pending.append(store.response(flow: f))
-                        if let l = limit {
-                            if l <= 1 { finished = true } else { limit = l - 1 }
-                        }
+                    let t = e.timeNs
+                    if let since, t < since { continue }
+                    guard e.isFlow else { pending.append(e); continue }
+                    if let until, t > until { finished = true; break }
+                    guard e.matches(filters) else { continue }
+                    pending.append(e)
+                    if let l = limit {
+                        if l <= 1 { finished = true; break } else { limit = l - 1 }
                     }
-                    if finished { break }
                 }
                 if chunk.atEnd && !follow { finished = true }
                 if pending.isEmpty && !finished && chunk.entries.isEmpty && chunk.missed == 0 {
@@ -251,7 +284,22 @@ public final class FlowStore: @unchecked Sendable {
         }
     }
 
-    func response(flow: Flow_Flow) -> Observer_GetFlowsResponse {
+    func response(_ e: Entry) -> Observer_GetFlowsResponse {
+        switch e {
+        case .flow(let f, _): response(flow: f)
+        case .batched(let b, let i): response(flow: b.flow(i, parts: .all))
+        case .lost(let l, _): response(lost: l)
+        }
+    }
+
+    func encodedResponse(_ e: Entry) throws -> [UInt8] {
+        switch e {
+        case .batched(let b, let i): b.encodedResponse(i, nodeName: nodeName)
+        default: try response(e).serializedBytes()
+        }
+    }
+
+    public func response(flow: Flow_Flow) -> Observer_GetFlowsResponse {
         var r = Observer_GetFlowsResponse()
         r.flow = flow
         r.nodeName = flow.nodeName.isEmpty ? nodeName : flow.nodeName

@@ -11,8 +11,8 @@ import HubbleAPI
 /// makes the backend's `onTermination` run, which releases its follow subscription.
 enum FlowStreamPump {
     static func run(
-        _ flows: AsyncThrowingStream<[Observer_GetFlowsResponse], any Error>,
-        into writer: RPCWriter<Observer_GetFlowsResponse>,
+        _ flows: AsyncThrowingStream<[[UInt8]], any Error>,
+        into writer: RPCWriter<[UInt8]>,
         cancellation: ServerContext.RPCCancellationHandle,
         shutdown: ShutdownSignal
     ) async throws {

@@ -10,7 +10,10 @@ import SwiftProtobuf
 // `membrane-bench observe`: the flow pipeline's rates, measured side by side in one run.
 //   ingest   kernel ring buffer → decoded events → flows → store (events produced in the kernel with
 //            BPF_PROG_TEST_RUN, faster than any consumer, so the consumer runs flat out)
-//   export   store → GetFlows → a gRPC client on the unix socket, with and without a filter
+//   export   store (flows as the pipeline stores them: events with their context) → GetFlows → a gRPC client on
+//            the unix socket, with and without a filter; the client either checks each response's framing and
+//            tag (what the server can send) or decodes every Flow with SwiftProtobuf (what a Swift client can take)
+//   costs    one flow built and serialized with SwiftProtobuf, written directly, and decoded
 //   overhead the event thread's CPU at the event rate of 10,000 connections/s (2 policy-verdict events each)
 
 private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
@@ -23,26 +26,6 @@ private func cpuSeconds() -> (process: Double, thisThread: Double) {
         return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
     return (seconds(RUSAGE_SELF.rawValue), seconds(1 /* RUSAGE_THREAD */))
-}
-
-/// A realistic flow as the agent produces it (endpoints with labels, a policy, TCP flags).
-private func sampleFlow(_ i: Int) -> Flow_Flow {
-    var f = Flow_Flow()
-    f.time = Google_Protobuf_Timestamp(seconds: 1_700_000_000 + Int64(i / 1000), nanos: Int32(i % 1000) * 1_000_000)
-    f.uuid = UUID().uuidString
-    f.verdict = i % 2 == 0 ? .forwarded : .dropped
-    f.ip.source = "10.200.0.\(i % 200 + 1)"; f.ip.destination = "10.200.1.\(i % 100 + 1)"; f.ip.ipVersion = .ipv4
-    var tcp = Flow_TCP(); tcp.sourcePort = UInt32(30000 + i % 30000); tcp.destinationPort = 8080; tcp.flags.syn = true
-    f.l4.protocol = .tcp(tcp)
-    f.source.id = UInt32(i % 50); f.source.identity = 300; f.source.namespace = "default"; f.source.podName = "client-\(i % 50)"
-    f.source.labels = ["k8s:app=client", "k8s:io.kubernetes.pod.namespace=default"]
-    f.destination.id = 51; f.destination.identity = 400; f.destination.namespace = "prod"; f.destination.podName = "backend-0"
-    f.destination.labels = ["k8s:app=backend", "k8s:io.kubernetes.pod.namespace=prod"]
-    f.type = .l3L4; f.nodeName = "bench"; f.eventType.type = 5; f.trafficDirection = .ingress; f.policyMatchType = 2
-    f.summary = "TCP Flags: SYN"
-    var p = Flow_Policy(); p.name = "allow-client"; p.namespace = "prod"; p.kind = "CiliumNetworkPolicy"; p.revision = 3
-    if f.verdict == .forwarded { f.ingressAllowedBy = [p] } else { f.dropReason = 133; f.dropReasonDesc = .policyDenied; f.ingressDeniedBy = [p] }
-    return f
 }
 
 struct ObserveBench {
@@ -99,22 +82,13 @@ struct ObserveBench {
             lostShares.append(r.lost / Double(events))
             say("  round \(round): decode only \(fmt(decodeRates.last! / 1e6, 2)) M events/s; pipeline \(fmt(r.rate / 1e6, 2)) M flows/s into the store (\(Int(r.stored)) stored, \(Int(r.lost)) counted lost)")
         }
-        // The store alone, with prebuilt flows.
-        let prebuilt = (0..<1024).map(sampleFlow)
-        let store = FlowStore(capacity: 4095, nodeName: "bench")
-        let t0 = now()
-        for _ in 0..<1000 { store.append(prebuilt) }
-        let appendRate = 1_024_000 / (now() - t0)
-
-        // Export: GetFlows from a store of `exportFlows` to a client on the unix socket.
+        // Costs of one flow, and export from a store of `exportFlows`.
+        let sample = SampleFlows.batches(flows: exportFlows)
+        let costs = flowCosts(sample)
+        say("== per flow: build + serialize \(fmt(costs.buildSerializeNs, 0)) ns, direct encoding \(fmt(costs.encodeNs, 0)) ns, decode \(fmt(costs.decodeNs, 0)) ns (\(costs.bytes) bytes)")
         say("== export: store → GetFlows → client (\(exportFlows) flows)")
         let big = FlowStore(capacity: exportFlows, nodeName: "bench")
-        var batch: [Flow_Flow] = []
-        for i in 0..<exportFlows {
-            batch.append(sampleFlow(i))
-            if batch.count == 4096 { big.append(batch); batch.removeAll(keepingCapacity: true) }
-        }
-        big.append(batch)
+        for b in sample { big.append(b) }
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         let socket = tmp.appendingPathComponent("hubble.sock").path
         let export = try blocking { try await exportRates(store: big, socket: socket) }
@@ -147,46 +121,72 @@ struct ObserveBench {
         say("|---|---|---|")
         say("| events decoded from the ring buffer (no flows) | \(fmt(decode / 1e6, 2)) M/s | |")
         say("| flows into the store (decode + flow + store) | \(fmt(ingest / 1e6, 2)) M/s | ≥ 1.0 M/s \(ingest >= 1e6 ? "PASS" : "MISS") |")
-        say("| store append alone (prebuilt flows) | \(fmt(appendRate / 1e6, 2)) M/s | |")
         say("| share of the burst counted lost (ring full) | \(fmt(median(lostShares) * 100, 1)) % | |")
         say("| GetFlows out, no filter | \(fmt(export.all / 1e3, 0)) k flows/s | ≥ 200 k/s \(export.all >= 2e5 ? "PASS" : "MISS") |")
-        say("| GetFlows out, filter --verdict DROPPED (half match) | \(fmt(export.filtered / 1e3, 0)) k flows/s sent, \(fmt(export.scanned / 1e3, 0)) k/s scanned | ≥ 200 k/s \(export.filtered >= 2e5 ? "PASS" : "MISS") |")
+        say("| GetFlows out, filter --verdict DROPPED (2 of 3 match) | \(fmt(export.filtered / 1e3, 0)) k flows/s sent, \(fmt(export.scanned / 1e3, 0)) k/s scanned | ≥ 200 k/s \(export.filtered >= 2e5 ? "PASS" : "MISS") |")
+        say("| GetFlows out to a Swift client decoding every Flow | \(fmt(export.decoded / 1e3, 0)) k flows/s (client-bound) | |")
+        say("| one flow: build + serialize (SwiftProtobuf) / direct encoding | \(fmt(costs.buildSerializeNs, 0)) ns / \(fmt(costs.encodeNs, 0)) ns = \(fmt(costs.buildSerializeNs / costs.encodeNs, 1))× | |")
+        say("| one flow: SwiftProtobuf decode (a Swift client's cost) | \(fmt(costs.decodeNs, 0)) ns | |")
         say("| event thread CPU at \(connectionsPerSecond) conn/s | \(fmt(cpu * 100, 2)) % of one core (\(sent) events) | ≤ 10 % \(cpu <= 0.1 ? "PASS" : "MISS") |")
         return .obj([("benchmark", .str("observe")), ("events_per_round", .int(events)),
                      ("decode_events_per_s", .num(decode)), ("ingest_flows_per_s", .num(ingest)),
-                     ("ingest_rounds", .arr(pipelineRates.map { .num($0) })), ("store_append_flows_per_s", .num(appendRate)),
+                     ("ingest_rounds", .arr(pipelineRates.map { .num($0) })),
+                     ("flow_build_serialize_ns", .num(costs.buildSerializeNs)), ("flow_encode_ns", .num(costs.encodeNs)),
+                     ("flow_decode_ns", .num(costs.decodeNs)), ("flow_bytes", .int(costs.bytes)),
                      ("lost_share", .num(median(lostShares))),
                      ("export_flows_per_s", .num(export.all)), ("export_filtered_flows_per_s", .num(export.filtered)),
-                     ("export_filtered_scanned_per_s", .num(export.scanned)),
+                     ("export_filtered_scanned_per_s", .num(export.scanned)), ("export_decoding_client_flows_per_s", .num(export.decoded)),
                      ("overhead_connections_per_s", .int(connectionsPerSecond)), ("overhead_cpu_share_of_core", .num(cpu))])
     }
 
-    func exportRates(store: FlowStore, socket: String) async throws -> (all: Double, filtered: Double, scanned: Double) {
+    /// Nanoseconds per flow, over the first 64k sample flows: `Flow` built and serialized by SwiftProtobuf, the
+    /// same response written directly, and SwiftProtobuf decoding it.
+    func flowCosts(_ batches: [any FlowBatch]) -> (buildSerializeNs: Double, encodeNs: Double, decodeNs: Double, bytes: Int) {
+        let flows = batches.prefix(256).flatMap { b in (0..<b.count).map { (b, $0) } }
+        let store = FlowStore(nodeName: "bench")
+        var bytes = 0, n = 0
+        let t0 = now()
+        for (b, i) in flows { bytes &+= ((try? store.response(flow: b.flow(i, parts: .all)).serializedBytes()) ?? []).count }
+        let t1 = now()
+        var encoded: [[UInt8]] = []
+        encoded.reserveCapacity(flows.count)
+        for (b, i) in flows { encoded.append(b.encodedResponse(i, nodeName: "bench")) }
+        let t2 = now()
+        for e in encoded { n &+= ((try? Observer_GetFlowsResponse(serializedBytes: e))?.flow.source.id ?? 0) > 0 ? 1 : 0 }
+        let t3 = now()
+        let count = Double(max(1, flows.count))
+        return ((t1 - t0) / count * 1e9, (t2 - t1) / count * 1e9, (t3 - t2) / count * 1e9 + Double(n & 0), bytes / max(1, flows.count))
+    }
+
+    func exportRates(store: FlowStore, socket: String) async throws -> (all: Double, filtered: Double, scanned: Double, decoded: Double) {
         let server = HubbleServer(backend: HubbleObserver(flows: store), unixSocketPath: socket, tcpAddress: nil)
         let serving = Task { try await server.run() }
         defer { serving.cancel() }
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { try await Task.sleep(for: .milliseconds(10)) }
         try await Task.sleep(for: .milliseconds(100))
         let client = try HubbleClient(server: "unix://" + socket)
-        func measure(_ request: Observer_GetFlowsRequest) async throws -> (count: Int, seconds: Double) {
-            let counter = ManagedCounter()
-            let t0 = now()
-            try await client.getFlows(request) { _ in counter.add(1) }
-            return (counter.value, now() - t0)
-        }
         var all = Observer_GetFlowsRequest(); all.number = UInt64.max
         var filtered = all
         var f = Flow_FlowFilter(); f.verdict = [.dropped]
         filtered.whitelist = [f]
-        var rates: [Double] = [], frates: [Double] = [], scanned: [Double] = []
+        var rates: [Double] = [], frates: [Double] = [], scanned: [Double] = [], decoded: [Double] = []
         for round in 1...rounds {
-            let a = try await measure(all)
-            let b = try await measure(filtered)
-            rates.append(Double(a.count) / a.seconds); frates.append(Double(b.count) / b.seconds)
-            scanned.append(Double(store.status.numFlows) / b.seconds)
-            say("  round \(round): all \(a.count) flows in \(fmt(a.seconds, 2)) s; filtered \(b.count) flows in \(fmt(b.seconds, 2)) s")
+            var t = now()
+            let a = try await WireClient.getFlows(socket: socket, all)
+            let aSeconds = now() - t
+            t = now()
+            let b = try await WireClient.getFlows(socket: socket, filtered)
+            let bSeconds = now() - t
+            let counter = ManagedCounter()
+            t = now()
+            try await client.getFlows(all) { _ in counter.add(1) }
+            let cSeconds = now() - t
+            rates.append(Double(a.flows) / aSeconds); frates.append(Double(b.flows) / bSeconds)
+            scanned.append(Double(store.status.numFlows) / bSeconds); decoded.append(Double(counter.value) / cSeconds)
+            say("  round \(round): all \(a.flows) flows in \(fmt(aSeconds, 2)) s (\(a.bytes / max(1, a.flows)) bytes each); "
+                + "filtered \(b.flows) in \(fmt(bSeconds, 2)) s; decoding client \(counter.value) in \(fmt(cSeconds, 2)) s")
         }
-        return (median(rates), median(frates), median(scanned))
+        return (median(rates), median(frates), median(scanned), median(decoded))
     }
 }
 

@@ -21,15 +21,15 @@ final class TestBackend: ObserverBackend {
     var terminatedStreams: Int { terminations.withLock { $0 } }
     var receivedRequests: [Observer_GetFlowsRequest] { requests.withLock { $0 } }
 
-    func getFlows(_ request: Observer_GetFlowsRequest) -> AsyncThrowingStream<[Observer_GetFlowsResponse], any Error> {
+    func getFlows(_ request: Observer_GetFlowsRequest) -> AsyncThrowingStream<[[UInt8]], any Error> {
         requests.withLock { $0.append(request) }
-        let (stream, continuation) = AsyncThrowingStream<[Observer_GetFlowsResponse], any Error>.makeStream()
+        let (stream, continuation) = AsyncThrowingStream<[[UInt8]], any Error>.makeStream()
         continuation.onTermination = { _ in self.terminations.withLock { $0 += 1 } }
         if request.number == Self.rejectedNumber {
             continuation.finish(throwing: ObserverError.invalidArgument("number \(request.number) is not allowed"))
             return stream
         }
-        for flow in flows { continuation.yield([flow]) }
+        for flow in flows { continuation.yield([try! flow.serializedBytes()]) }
         // Follow streams stay open until the consumer goes away, like a live ring buffer.
         if !request.follow { continuation.finish() }
         return stream

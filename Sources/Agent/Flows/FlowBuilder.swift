@@ -1,113 +1,60 @@
 import Datapath
 import Foundation
+import Hubble
 import HubbleAPI
 import Policy
 import PolicyAPI
 import SwiftProtobuf
 
-/// Turns datapath events into Hubble flows, filled the way Cilium's parser fills them (reference §6):
-/// a policy decision becomes a policy-verdict flow (event type 5) and, when the packet was dropped, also a
-/// drop flow (event type 1, sub-type = reason), both naming the policies that decided. A default-deny drop
-/// names the policies that put the endpoint into default deny for that direction.
-struct FlowBuilder {
-    let wallClockOffsetNs: Int64
-    private var uuids = UUIDSequence()
+/// Which of an event's flows: a policy decision gives a policy-verdict flow (event type 5) and, when the packet
+/// was dropped, also a drop flow (event type 1, sub-type = reason).
+enum FlowKind: UInt8, Sendable {
+    case policyVerdict, drop
 
-    init(wallClockOffsetNs: Int64 = DatapathEvent.monotonicToWallOffset()) {
-        self.wallClockOffsetNs = wallClockOffsetNs
-    }
-
-    mutating func flows(_ e: DatapathEvent, context c: FlowContext, cookies: [[OriginID]], into out: inout [Flow_Flow]) {
-        var f = Flow_Flow()
-        let ns = Int64(bitPattern: e.monotonicNs) &+ wallClockOffsetNs
-        f.time = Google_Protobuf_Timestamp(seconds: ns / 1_000_000_000, nanos: Int32(ns % 1_000_000_000))
-        f.nodeName = c.nodeName
-        f.type = .l3L4
-        f.ip = FlowBuilder.ip(e)
-        f.l4 = FlowBuilder.layer4(e)
-        f.summary = FlowBuilder.summary(e)
-
-        let egress = e.direction == .egress
-        let known = c.endpoints[e.endpointID]
-        var local = known?.endpoint ?? Flow_Endpoint()
-        if known == nil {
-            local.id = UInt32(e.endpointID)
-            local.identity = e.localIdentity
-        }
-        let peerIP = egress ? e.destination : e.source
-        var peer: Flow_Endpoint
-        if let id = c.endpointsByIP[peerIP], let ep = c.endpoints[id] {
-            peer = ep.endpoint
-        } else {
-            peer = Flow_Endpoint()
-            peer.identity = e.peerIdentity
-            peer.labels = c.identityLabels[e.peerIdentity] ?? []
-        }
-        f.source = egress ? local : peer
-        f.destination = egress ? peer : local
-        f.trafficDirection = egress ? .egress : .ingress
-        if let ep = known {
-            var iface = Flow_NetworkInterface()
-            iface.index = e.ifindex
-            iface.name = ep.interfaceName
-            f.interface = iface
-        }
-
-        // Attribution: the entry's policies; for a default deny, the policies that selected the endpoint.
-        let decided = Int(e.cookie) < cookies.count ? c.policies(cookies[Int(e.cookie)]) : []
-        let reason = UInt32(e.dropReason)
-        let allowed = e.verdict == .forwarded
-        if allowed {
-            if egress { f.egressAllowedBy = decided } else { f.ingressAllowedBy = decided }
-        } else if reason != 0 {
-            let denied = reason == 133 ? c.policies(c.defaultDenyBy[e.endpointID]?[e.direction] ?? []) : decided
-            if egress { f.egressDeniedBy = denied } else { f.ingressDeniedBy = denied }
-        }
-        f.policyMatchType = FlowBuilder.matchType(e)
-
-        switch e.verdict {
-        case .forwarded: f.verdict = .forwarded
-        case .audit: f.verdict = .audit
-        case .dropped, .reply: f.verdict = .dropped
-        }
-        if e.verdict == .dropped, reason != 0 {
-            f.dropReason = reason
-            f.dropReasonDesc = Flow_DropReason(rawValue: Int(reason)) ?? .unknown
-        }
-        if allowed { f.isReply = Google_Protobuf_BoolValue(false) }
-
+    /// The flows an event gives, in order (at most two).
+    static func of(_ e: DatapathEvent) -> (policyVerdict: Bool, drop: Bool) {
         let isPolicyDecision: Bool
-        switch reason {
+        switch e.dropReason {
         case 133, 180, 181: isPolicyDecision = true     // default deny, L7 redirect without a proxy, explicit deny
         default: isPolicyDecision = e.kind == .policyVerdict
         }
-        if isPolicyDecision {
-            var v = f
-            v.eventType = FlowBuilder.eventType(5, 0)
-            v.uuid = uuids.next()
-            out.append(v)
-        }
-        if e.verdict == .dropped {
-            var d = f
-            d.eventType = FlowBuilder.eventType(1, Int32(reason))
-            d.policyMatchType = 0
-            d.uuid = uuids.next()
-            out.append(d)
+        return (isPolicyDecision, e.verdict == .dropped)
+    }
+}
+
+/// One flow's facts, resolved from its event and the agent's context the way Cilium's parser fills a flow
+/// (reference §6). `FlowBuilder` turns them into a `Flow` message and `FlowEncoder` straight into its bytes,
+/// so the two cannot disagree on what a flow says.
+struct EventFlow {
+    let event: DatapathEvent
+    let kind: FlowKind
+    let timeNs: Int64
+
+    /// Where the deciding policies come from: the matched entry's cookie, or for a default deny the policies
+    /// that put the endpoint into default deny for that direction.
+    enum Policies { case none, cookie(UInt32), defaultDeny(endpoint: UInt16, TrafficDirection) }
+
+    var egress: Bool { event.direction == .egress }
+    var allowed: Bool { event.verdict == .forwarded }
+
+    var verdict: Flow_Verdict {
+        switch event.verdict {
+        case .forwarded: .forwarded
+        case .audit: .audit
+        case .dropped, .reply: .dropped
         }
     }
 
-    static func eventType(_ type: Int32, _ sub: Int32) -> Flow_CiliumEventType {
-        var t = Flow_CiliumEventType()
-        t.type = type
-        t.subType = sub
-        return t
-    }
+    /// The drop reason a dropped packet reports (0 otherwise).
+    var dropReason: UInt32 { event.verdict == .dropped ? UInt32(event.dropReason) : 0 }
+
+    var eventType: (type: Int32, subType: Int32) { kind == .drop ? (1, Int32(event.dropReason)) : (5, 0) }
 
     /// Hubble's policy_match_type from the matched entry: peer-specific or any peer, by its L4 prefix
-    /// (0 = any protocol, 8 = a protocol, more = ports).
-    static func matchType(_ e: DatapathEvent) -> UInt32 {
-        guard let prefix = e.l4PrefixLength else { return 0 }
-        switch (e.matchedPeer, prefix) {
+    /// (0 = any protocol, 8 = a protocol, more = ports). Drop flows carry none.
+    var policyMatchType: UInt32 {
+        guard kind == .policyVerdict, let prefix = event.l4PrefixLength else { return 0 }
+        switch (event.matchedPeer, prefix) {
         case (true, 0): return 1        // L3-Only
         case (true, 8): return 5        // L3-Proto
         case (true, _): return 2        // L3-L4
@@ -115,6 +62,68 @@ struct FlowBuilder {
         case (false, 8): return 6       // Proto-Only
         case (false, _): return 3       // L4-Only
         }
+    }
+
+    var policies: Policies {
+        if allowed { return .cookie(event.cookie) }
+        guard event.dropReason != 0 else { return .none }
+        return event.dropReason == 133 ? .defaultDeny(endpoint: event.endpointID, event.direction) : .cookie(event.cookie)
+    }
+
+    /// The peer's address: which endpoint the flow names on the other side.
+    var peerIP: IPAddress { egress ? event.destination : event.source }
+}
+
+/// Builds the `Flow` messages of datapath events (reference §6), with only the parts a reader asked for.
+enum FlowBuilder {
+    static func flow(_ x: EventFlow, parts: FlowParts, context c: FlowContext, cookies: [[OriginID]], uuid: () -> String) -> Flow_Flow {
+        let e = x.event
+        var f = Flow_Flow()
+        f.time = Google_Protobuf_Timestamp(seconds: x.timeNs / 1_000_000_000, nanos: Int32(x.timeNs % 1_000_000_000))
+        f.verdict = x.verdict
+        if x.dropReason != 0 {
+            f.dropReason = x.dropReason
+            f.dropReasonDesc = Flow_DropReason(rawValue: Int(x.dropReason)) ?? .unknown
+        }
+        f.type = .l3L4
+        f.nodeName = c.nodeName
+        f.eventType = eventType(x.eventType.type, x.eventType.subType)
+        f.trafficDirection = x.egress ? .egress : .ingress
+        f.policyMatchType = x.policyMatchType
+        if x.allowed { f.isReply = Google_Protobuf_BoolValue(false) }
+
+        if parts.contains(.ip) { f.ip = ip(e) }
+        if parts.contains(.l4) { f.l4 = layer4(e) }
+        if parts.contains(.endpoints) {
+            let (local, peer) = (c.localEndpoint(e), c.peerEndpoint(x.peerIP, identity: e.peerIdentity))
+            f.source = x.egress ? local : peer
+            f.destination = x.egress ? peer : local
+        }
+        if parts.contains(.interface), let ep = c.endpoints[e.endpointID] {
+            var iface = Flow_NetworkInterface()
+            iface.index = e.ifindex
+            iface.name = ep.interfaceName
+            f.interface = iface
+        }
+        if parts.contains(.uuid) { f.uuid = uuid() }
+        if parts.contains(.attribution) {
+            let policies = c.policies(x.policies, cookies: cookies)
+            switch (x.allowed, x.egress) {
+            case (true, true): f.egressAllowedBy = policies
+            case (true, false): f.ingressAllowedBy = policies
+            case (false, true): f.egressDeniedBy = policies
+            case (false, false): f.ingressDeniedBy = policies
+            }
+            f.summary = summary(e)
+        }
+        return f
+    }
+
+    static func eventType(_ type: Int32, _ sub: Int32) -> Flow_CiliumEventType {
+        var t = Flow_CiliumEventType()
+        t.type = type
+        t.subType = sub
+        return t
     }
 
     static func ip(_ e: DatapathEvent) -> Flow_IP {
@@ -185,25 +194,33 @@ struct FlowBuilder {
 }
 
 /// Flow UUIDs: random per agent run, then sequential — unique like Hubble's, without a random draw per flow.
-struct UUIDSequence {
+/// A batch reserves a range and derives each flow's UUID from its number, so every read of a stored flow
+/// shows the same UUID.
+struct FlowIDs {
     private let high: UInt64 = .random(in: 0...UInt64.max)
     private var counter: UInt64 = .random(in: 0...UInt64.max)
     private static let hex = Array("0123456789abcdef".utf8)
 
-    mutating func next() -> String {
-        counter &+= 1
+    /// The first of `count` consecutive flow numbers.
+    mutating func reserve(_ count: Int) -> (high: UInt64, first: UInt64) {
+        defer { counter &+= UInt64(count) }
+        return (high, counter)
+    }
+
+    static func uuid(high: UInt64, number: UInt64) -> String {
         // Version 4 and variant bits set, as in a random UUID.
         let h = (high & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000
-        let l = (counter & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000
-        var bytes = [UInt8](repeating: UInt8(ascii: "-"), count: 36)
-        var i = 0
-        for value in [h, l] {
-            for nibble in (0..<16).reversed() {
-                if i == 8 || i == 13 || i == 18 || i == 23 { i += 1 }
-                bytes[i] = UUIDSequence.hex[Int(value >> UInt64(nibble * 4) & 0xf)]
-                i += 1
+        let l = (number & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var i = 0
+            for value in [h, l] {
+                for nibble in (0..<16).reversed() {
+                    if i == 8 || i == 13 || i == 18 || i == 23 { buffer[i] = UInt8(ascii: "-"); i += 1 }
+                    buffer[i] = FlowIDs.hex[Int(value >> UInt64(nibble * 4) & 0xf)]
+                    i += 1
+                }
             }
+            return 36
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -4,16 +4,18 @@ import Hubble
 import HubbleAPI
 import Policy
 
-/// Datapath events → flows → the flow store, and the flow metrics (Hubble's and Cilium's policy verdicts).
+/// Datapath events → the flow store (as `EventFlows`, built into flows only when read), and the flow metrics
+/// (Hubble's and Cilium's policy verdicts).
 ///
 /// Runs on the event reader's thread: one context snapshot, one store append and one metrics update per
-/// batch of events, so the cost per event is the flow conversion alone.
+/// batch of events, so the cost per event is its decoding and a few table increments.
 public final class FlowPipeline: @unchecked Sendable {
     let store: FlowStore
     let metrics: MetricRegistry
     private let context: FlowContextBox
     private let cookies: CookieTable
-    private var builder = FlowBuilder()
+    private var ids = FlowIDs()
+    private let wallClockOffsetNs = DatapathEvent.monotonicToWallOffset()
     private var reader: EventReader?
     /// Reads the datapath's count of events it could not queue (the ring buffer was full).
     private let kernelLost: @Sendable () -> UInt64
@@ -51,28 +53,28 @@ public final class FlowPipeline: @unchecked Sendable {
             store.recordLost(lost - lastKernelLost, source: .perfEventRingBuffer)
             lastKernelLost = lost
         }
-        let c = context.current
-        let k = cookies.snapshot
-        var flows: [Flow_Flow] = []
-        flows.reserveCapacity(events.count * 2)
-        for e in events { builder.flows(e, context: c, cookies: k, into: &flows) }
-        store.append(flows)
-        count(flows)
+        let batch = EventFlows(events, snapshot: context.snapshot, cookies: cookies.snapshot,
+                               wallClockOffsetNs: wallClockOffsetNs, ids: &ids)
+        store.append(batch)
+        count(batch)
     }
 
     /// hubble_flows_processed_total, hubble_drop_total and cilium_policy_verdict_total, aggregated per batch in
     /// small integer-indexed tables (label dictionaries are built once per batch, not once per flow).
-    private func count(_ flows: [Flow_Flow]) {
+    private func count(_ batch: EventFlows) {
         var processed = [Int](repeating: 0, count: 3 * 8)          // type × verdict
         var verdicts = [Int](repeating: 0, count: 2 * 7 * 3)       // direction × match × action
         var drops: [Int: Int] = [:]                                // reason × 8 + protocol
-        for f in flows {
-            let type = f.eventType.type == 5 ? 1 : f.eventType.type == 1 ? 2 : 0
-            processed[type * 8 + min(7, f.verdict.rawValue)] += 1
-            if type == 2 { drops[f.dropReasonDesc.rawValue * 8 + FlowPipeline.protocolIndex(f), default: 0] += 1 }
-            if type == 1 {
-                let action = f.verdict == .forwarded ? 0 : f.verdict == .audit ? 2 : 1
-                verdicts[((f.trafficDirection == .ingress ? 0 : 1) * 7 + min(6, Int(f.policyMatchType))) * 3 + action] += 1
+        for i in 0..<batch.count {
+            let f = batch.eventFlow(i)
+            let verdict = f.verdict
+            processed[(f.kind == .drop ? 2 : 1) * 8 + min(7, verdict.rawValue)] += 1
+            if f.kind == .drop {
+                let reason = Flow_DropReason(rawValue: Int(f.dropReason)) ?? .unknown
+                drops[reason.rawValue * 8 + FlowPipeline.protocolIndex(f.event.proto), default: 0] += 1
+            } else {
+                let action = verdict == .forwarded ? 0 : verdict == .audit ? 2 : 1
+                verdicts[((f.egress ? 1 : 0) * 7 + min(6, Int(f.policyMatchType))) * 3 + action] += 1
             }
         }
         let types = ["L3_L4", "PolicyVerdict", "Drop"], actions = ["allow", "deny", "audit"]
@@ -93,9 +95,9 @@ public final class FlowPipeline: @unchecked Sendable {
 
     static let protocolNames = ["Unknown", "TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6", "Unknown", "Unknown"]
 
-    static func protocolIndex(_ f: Flow_Flow) -> Int {
-        switch f.l4.protocol {
-        case .tcp?: 1; case .udp?: 2; case .sctp?: 3; case .icmpv4?: 4; case .icmpv6?: 5
+    static func protocolIndex(_ proto: UInt8) -> Int {
+        switch proto {
+        case 6: 1; case 17: 2; case 132: 3; case 1: 4; case 58: 5
         default: 0
         }
     }

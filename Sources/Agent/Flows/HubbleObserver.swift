@@ -23,9 +23,9 @@ public struct HubbleObserver: ObserverBackend {
                   knownNamespaces: { [weak agent] in agent?.listEndpoints().map(\.namespace) ?? [] })
     }
 
-    public func getFlows(_ request: Observer_GetFlowsRequest) -> AsyncThrowingStream<[Observer_GetFlowsResponse], any Error> {
+    public func getFlows(_ request: Observer_GetFlowsRequest) -> AsyncThrowingStream<[[UInt8]], any Error> {
         do {
-            return try flows.responseBatches(for: request)
+            return try flows.encodedResponseBatches(for: request)
         } catch {
             return AsyncThrowingStream { $0.finish(throwing: ObserverError.invalidArgument("\(error)")) }
         }

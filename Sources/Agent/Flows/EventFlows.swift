@@ -13,7 +13,7 @@ final class EventFlows: FlowBatch {
     let snapshot: FlowContextSnapshot
     let cookies: [[OriginID]]
     private let wallClockOffsetNs: Int64
-    private let ids: (high: UInt64, first: UInt64)
+    private let ids: FlowIDs.Number
 
     init(_ events: [DatapathEvent], snapshot: FlowContextSnapshot, cookies: [[OriginID]], wallClockOffsetNs: Int64, ids: inout FlowIDs) {
         var index: [(event: UInt32, kind: FlowKind)] = []
@@ -42,13 +42,13 @@ final class EventFlows: FlowBatch {
 
     func timeNs(_ i: Int) -> Int64 { Int64(bitPattern: events[Int(index[i].event)].monotonicNs) &+ wallClockOffsetNs }
 
-    func uuid(_ i: Int) -> String { FlowIDs.uuid(high: ids.high, number: ids.first &+ UInt64(i)) }
+    func number(_ i: Int) -> FlowIDs.Number { FlowIDs.Number(high: ids.high, low: ids.low &+ UInt64(i)) }
 
     func flow(_ i: Int, parts: FlowParts) -> Flow_Flow {
-        FlowBuilder.flow(eventFlow(i), parts: parts, context: snapshot.context, cookies: cookies, uuid: { uuid(i) })
+        FlowBuilder.flow(eventFlow(i), parts: parts, context: snapshot.context, cookies: cookies, uuid: { FlowIDs.uuid(number(i)) })
     }
 
     func encodedResponse(_ i: Int, nodeName: String) -> [UInt8] {
-        FlowEncoder.response(eventFlow(i), snapshot: snapshot, cookies: cookies, uuid: uuid(i), nodeName: nodeName)
+        FlowEncoder.response(eventFlow(i), snapshot: snapshot, cookies: cookies, uuid: number(i), nodeName: nodeName)
     }
 }

@@ -174,16 +174,20 @@ enum FlowBuilder {
     /// `TCP Flags: SYN, ACK` (Hubble's order), `UDP`, `ICMPv4 EchoRequest`.
     static func summary(_ e: DatapathEvent) -> String {
         switch e.proto {
-        case 6:
-            let names: [(UInt8, String)] = [(0x02, "SYN"), (0x10, "ACK"), (0x04, "RST"), (0x01, "FIN"), (0x08, "PSH"),
-                                            (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR")]
-            return "TCP Flags: " + names.filter { e.tcpFlags & $0.0 != 0 }.map(\.1).joined(separator: ", ")
+        case 6: return tcpSummaries[Int(e.tcpFlags)]
         case 17: return "UDP"
         case 132: return "SCTP"
         case 1: return "ICMPv4 " + (icmpv4Names[UInt8(truncatingIfNeeded: e.destinationPort)] ?? "Type\(e.destinationPort)")
         case 58: return "ICMPv6 " + (icmpv6Names[UInt8(truncatingIfNeeded: e.destinationPort)] ?? "Type\(e.destinationPort)")
         default: return "IP protocol \(e.proto)"
         }
+    }
+
+    /// The TCP summary of each flags byte, made once.
+    static let tcpSummaries: [String] = (0..<256).map { flags in
+        let names: [(Int, String)] = [(0x02, "SYN"), (0x10, "ACK"), (0x04, "RST"), (0x01, "FIN"), (0x08, "PSH"),
+                                      (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR")]
+        return "TCP Flags: " + names.filter { flags & $0.0 != 0 }.map(\.1).joined(separator: ", ")
     }
 
     static let icmpv4Names: [UInt8: String] = [0: "EchoReply", 3: "DestinationUnreachable", 5: "Redirect", 8: "EchoRequest",
@@ -197,30 +201,35 @@ enum FlowBuilder {
 /// A batch reserves a range and derives each flow's UUID from its number, so every read of a stored flow
 /// shows the same UUID.
 struct FlowIDs {
+    struct Number: Sendable { var high, low: UInt64 }
     private let high: UInt64 = .random(in: 0...UInt64.max)
     private var counter: UInt64 = .random(in: 0...UInt64.max)
     private static let hex = Array("0123456789abcdef".utf8)
 
     /// The first of `count` consecutive flow numbers.
-    mutating func reserve(_ count: Int) -> (high: UInt64, first: UInt64) {
+    mutating func reserve(_ count: Int) -> Number {
         defer { counter &+= UInt64(count) }
-        return (high, counter)
+        return Number(high: high, low: counter)
     }
 
-    static func uuid(high: UInt64, number: UInt64) -> String {
-        // Version 4 and variant bits set, as in a random UUID.
-        let h = (high & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000
-        let l = (number & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000
-        return String(unsafeUninitializedCapacity: 36) { buffer in
-            var i = 0
-            for value in [h, l] {
-                for nibble in (0..<16).reversed() {
-                    if i == 8 || i == 13 || i == 18 || i == 23 { buffer[i] = UInt8(ascii: "-"); i += 1 }
-                    buffer[i] = FlowIDs.hex[Int(value >> UInt64(nibble * 4) & 0xf)]
-                    i += 1
-                }
+    static func uuid(_ n: Number) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(36)
+        writeUUID(n, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The 36 characters of the number's UUID (version 4 and variant bits set, as in a random UUID).
+    static func writeUUID(_ n: Number, into bytes: inout [UInt8]) {
+        let h = (n.high & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000
+        let l = (n.low & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000
+        var i = 0
+        for value in [h, l] {
+            for nibble in (0..<16).reversed() {
+                if i == 8 || i == 12 || i == 16 || i == 20 { bytes.append(UInt8(ascii: "-")) }
+                bytes.append(hex[Int(value >> UInt64(nibble * 4) & 0xf)])
+                i += 1
             }
-            return 36
         }
     }
 }

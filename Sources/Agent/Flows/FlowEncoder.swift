@@ -11,7 +11,7 @@ import SwiftProtobuf
 /// repeat across flows, come serialized from the context snapshot's cache. This is what lets GetFlows send
 /// a stored event faster than building and serializing its `Flow` would (`membrane-bench observe`).
 enum FlowEncoder {
-    static func response(_ x: EventFlow, snapshot: FlowContextSnapshot, cookies: [[OriginID]], uuid: String,
+    static func response(_ x: EventFlow, snapshot: FlowContextSnapshot, cookies: [[OriginID]], uuid: FlowIDs.Number,
                          nodeName fallback: String) -> [UInt8] {
         let c = snapshot.context
         let e = x.event
@@ -21,8 +21,13 @@ enum FlowEncoder {
         f.uint(2, UInt64(x.verdict.rawValue))
         f.uint(3, UInt64(x.dropReason))
         f.message(5) { ip in
-            ip.string(1, e.source.description)
-            ip.string(2, e.destination.description)
+            if e.source.isIPv4 && e.destination.isIPv4 {
+                ip.ipv4(1, UInt32(truncatingIfNeeded: e.source.low))
+                ip.ipv4(2, UInt32(truncatingIfNeeded: e.destination.low))
+            } else {
+                ip.string(1, e.source.description)
+                ip.string(2, e.destination.description)
+            }
             ip.uint(3, UInt64(e.source.isIPv4 ? Flow_IPVersion.ipv4.rawValue : Flow_IPVersion.ipv6.rawValue))
         }
         f.message(6) { layer4(&$0, e) }
@@ -46,7 +51,7 @@ enum FlowEncoder {
                 i.string(2, ep.interfaceName)
             }
         }
-        f.string(34, uuid)
+        f.message(34) { FlowIDs.writeUUID(uuid, into: &$0.bytes) }
         let field = x.allowed ? (x.egress ? 21001 : 21002) : (x.egress ? 21004 : 21005)
         f.bytes += policies(x.policies, field: field, snapshot, cookies)
         f.string(100000, FlowBuilder.summary(e))
@@ -138,15 +143,42 @@ struct ProtoWriter {
         s.withUTF8 { lengthDelimited(field, $0) }
     }
 
-    mutating func lengthDelimited(_ field: Int, _ body: some Collection<UInt8>) {
+    mutating func lengthDelimited(_ field: Int, _ body: [UInt8]) {
         tag(field, 2); varint(UInt64(body.count)); bytes.append(contentsOf: body)
     }
 
-    /// A sub-message, written even when its body is empty (it is set).
+    mutating func lengthDelimited(_ field: Int, _ body: UnsafeBufferPointer<UInt8>) {
+        tag(field, 2); varint(UInt64(body.count)); bytes.append(contentsOf: body)
+    }
+
+    /// A sub-message, written even when its body is empty (it is set). The body is written in place after a
+    /// one-byte length, which is widened afterwards in the rare case the body is 128 bytes or more.
     mutating func message(_ field: Int, _ body: (inout ProtoWriter) -> Void) {
-        var inner = ProtoWriter()
-        body(&inner)
-        lengthDelimited(field, inner.bytes)
+        tag(field, 2)
+        let at = bytes.count
+        bytes.append(0)
+        body(&self)
+        let length = bytes.count - at - 1
+        if length < 0x80 {
+            bytes[at] = UInt8(length)
+        } else {
+            var prefix = ProtoWriter()
+            prefix.varint(UInt64(length))
+            bytes.replaceSubrange(at...at, with: prefix.bytes)
+        }
+    }
+
+    /// An IPv4 address in dotted form, written without making a String.
+    mutating func ipv4(_ field: Int, _ a: UInt32) {
+        message(field) { w in
+            for shift in stride(from: 24, through: 0, by: -8) {
+                let octet = UInt8(truncatingIfNeeded: a >> UInt32(shift))
+                if octet >= 100 { w.bytes.append(0x30 + octet / 100) }
+                if octet >= 10 { w.bytes.append(0x30 + octet / 10 % 10) }
+                w.bytes.append(0x30 + octet % 10)
+                if shift > 0 { w.bytes.append(UInt8(ascii: ".")) }
+            }
+        }
     }
 
     /// google.protobuf.Timestamp from nanoseconds since the epoch.

@@ -7,7 +7,8 @@ import SwiftProtobuf
 ///
 /// Every entry has a sequence number; a reader keeps its own cursor, so a slow `follow` reader that the
 /// ring overtakes learns exactly how many flows it missed (sent as `lost_events`, source HUBBLE_RING_BUFFER)
-/// instead of blocking the writer. Appends take the lock once per batch.
+/// instead of blocking the writer. Appends take the lock once per batch. Flows arrive built (`Flow_Flow`) or,
+/// from the datapath, as a `FlowBatch` that builds them only for a reader.
 public final class FlowStore: @unchecked Sendable {
     public static let defaultCapacity = 4095
 
@@ -299,6 +300,7 @@ public final class FlowStore: @unchecked Sendable {
         }
     }
 
+    /// The response carrying a flow, with the copies of its node name and time the real server sends.
     public func response(flow: Flow_Flow) -> Observer_GetFlowsResponse {
         var r = Observer_GetFlowsResponse()
         r.flow = flow

@@ -117,6 +117,7 @@ struct ObservabilityTests {
         #expect(compact.out.contains("policy-verdict:L3-L4 INGRESS ALLOWED BY allow-client (CiliumNetworkPolicy) (TCP Flags: SYN)"), "\(compact.out)")
         let first = try Self.flows(h, ["--first", "2"])
         #expect(first.count == 2)
+        try Self.outsideClientReadsTheSameFlows(h, all)
 
         // Metrics followed the traffic and the policy changes.
         let after = try Self.metrics(h)
@@ -137,6 +138,41 @@ struct ObservabilityTests {
         let bad = try h.cli(["policy", "apply", "-f", "-"], stdin: Self.policies.replacingOccurrences(of: "ingressDeny", with: "ingressDenny"))
         #expect(bad.status != 0)
         #expect(Self.sample(try Self.metrics(h), #"cilium_policy_change_total{outcome="failure"}"#) == 1)
+    }
+
+    /// The Python interpreter with grpcio and grpcio-tools (scripts/test.sh makes it), or nil.
+    static var interopPython: String? {
+        let path = ProcessInfo.processInfo.environment["MEMBRANE_INTEROP_PYTHON"]
+            ?? AgentTests.repo.appendingPathComponent(".build/interop-venv/bin/python3").path
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+
+    /// Python's grpcio (gRPC's C core) and protobuf, with classes generated from proto/, read the agent's GetFlows
+    /// answer: every flow `membrane observe` showed comes back equal, field for field, in protojson form.
+    static func outsideClientReadsTheSameFlows(_ h: Harness, _ shown: [[String: Any]]) throws {
+        guard let python = interopPython else {
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record("no interop Python (.build/interop-venv): scripts/test.sh installs grpcio and grpcio-tools")
+            } else {
+                print("skipped: the outside gRPC client check (run scripts/test.sh to make .build/interop-venv)")
+            }
+            return
+        }
+        let script = AgentTests.repo.appendingPathComponent("Tests/Interop/hubble_grpc_client.py").path
+        let r = try h.run([python, script, h.hubbleSocket, "1000"])
+        #expect(r.status == 0, "\(r.err)")
+        let lines = r.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(lines.first?["health"] as? String == "SERVING")
+        #expect((lines.first?["num_flows"] as? Int ?? 0) >= shown.count)
+        var byUUID: [String: NSDictionary] = [:]
+        for line in lines.dropFirst() {
+            if let f = line["flow"] as? [String: Any], let id = f["uuid"] as? String { byUUID[id] = f as NSDictionary }
+        }
+        #expect(!shown.isEmpty)
+        for f in shown {
+            guard let id = f["uuid"] as? String, let other = byUUID[id] else { Issue.record("flow \(f["uuid"] ?? "?") not read by the outside client"); continue }
+            #expect(other == f as NSDictionary, "outside client: \(other)\nmembrane observe: \(f)")
+        }
     }
 
     @Test(.enabled(if: AgentTests.privileged, "needs root (or CI)"))

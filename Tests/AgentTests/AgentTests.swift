@@ -7,83 +7,15 @@ import Testing
 @Suite(.serialized)
 struct AgentTests {
     static let privileged = getuid() == 0 || ProcessInfo.processInfo.environment["CI"] != nil
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static func binary(_ name: String) -> String {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
-        return FileManager.default.isExecutableFile(atPath: beside.path) ? beside.path : repo.appendingPathComponent(".build/debug/\(name)").path
-    }
 
     @Test func privilegedSkipNotice() {
         if !Self.privileged { print("AgentTests: skipping privileged agent tests (not root and CI unset)") }
     }
 
-    /// An agent in its own socket, state directory, bpf root and pod CIDR.
-    final class Harness: @unchecked Sendable {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mb-agent-\(getpid())-\(UUID().uuidString.prefix(6))").path
-        let bpfRoot = "/sys/fs/bpf/membrane-agenttest-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
-        var socket: String { dir + "/membrane.sock" }
-        var hubbleSocket: String { dir + "/hubble.sock" }
-        /// A port of its own for /metrics (suites run in parallel).
-        let metricsPort = Int.random(in: 20000...29999)
-        let extraArgs: [String]
-        var manifests: String { dir + "/manifests" }
-        let cidr: String
-        var agent: Process?
-
+    /// An agent of the test's own (see `AgentProcess`), with endpoint and traffic helpers.
+    final class Harness: AgentProcess, @unchecked Sendable {
         init(cidr: String, extraArgs: [String] = []) throws {
-            self.cidr = cidr
-            self.extraArgs = extraArgs
-            try FileManager.default.createDirectory(atPath: manifests, withIntermediateDirectories: true)
-            try start()
-        }
-
-        func start() throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: AgentTests.binary("membrane-agent"))
-            p.arguments = ["--socket", socket, "--state-dir", dir + "/state", "--bpf-root", bpfRoot, "--pod-cidr", cidr,
-                           "--manifests", manifests, "--bpf-source", AgentTests.repo.appendingPathComponent("bpf/membrane.c").path,
-                           "--hubble-socket", hubbleSocket, "--hubble-listen-address", "",
-                           "--prometheus-serve-addr", "127.0.0.1:\(metricsPort)"] + extraArgs
-            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
-            try p.run()
-            agent = p
-            for _ in 0..<100 {
-                if (try? cli(["status", "-o", "json"]).status) == 0 { return }
-                Thread.sleep(forTimeInterval: 0.1)
-            }
-            Issue.record("the agent did not come up")
-        }
-
-        func kill9() {
-            guard let p = agent else { return }
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            agent = nil
-        }
-
-        @discardableResult
-        func cli(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: AgentTests.binary("membrane"))
-            p.arguments = args
-            var env = ProcessInfo.processInfo.environment
-            env["MEMBRANE_SOCKET"] = socket
-            p.environment = env
-            let out = Pipe(), err = Pipe(), input = Pipe()
-            p.standardOutput = out; p.standardError = err; p.standardInput = input
-            try p.run()
-            if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-            try input.fileHandleForWriting.close()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-        }
-
-        func json(_ args: [String]) throws -> Any {
-            let r = try cli(args + ["-o", "json"])
-            #expect(r.status == 0, "\(args): \(r.err)")
-            return try JSONSerialization.jsonObject(with: Data(r.out.utf8))
+            try super.init(name: "agenttest", cidr: cidr, extraArgs: extraArgs)
         }
 
         func create(_ ns: String, _ name: String, labels: String) throws -> [String: Any] {
@@ -93,7 +25,7 @@ struct AgentTests {
         /// A TCP server answering "ok" inside an endpoint, for `seconds`.
         func serve(_ endpoint: String, ip: String, port: Int, seconds: Int = 20) throws -> Process {
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: AgentTests.binary("membrane"))
+            p.executableURL = URL(fileURLWithPath: BuiltProducts.path("membrane"))
             p.arguments = ["endpoint", "exec", endpoint, "--", "python3", "-c",
                            TrafficScripts.tcpServer(ip: ip, port: port, seconds: Double(seconds))]
             var env = ProcessInfo.processInfo.environment
@@ -111,36 +43,13 @@ struct AgentTests {
         func connects(from endpoint: String, to ip: String, port: Int, count: Int = 1, interval: Double = 0, netns: String? = nil) throws -> Int {
             let launcher = netns.map { ["ip", "netns", "exec", $0] } ?? ["endpoint", "exec", endpoint, "--"]
             let argv = launcher + ["python3", "-c", TrafficScripts.tcpProbe(ip: ip, port: port, count: count, interval: interval)]
-            let r = try netns == nil ? cli(argv) : run(argv)
+            let r = try netns == nil ? cli(argv) : runCommand(argv)
             return TrafficScripts.count(r.out)
-        }
-
-        /// Runs a command directly (not through the CLI).
-        func run(_ argv: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = argv
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out; p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
         }
 
         /// Whether the host itself (the root network namespace) gets an answer.
         func hostConnects(to ip: String, port: Int) throws -> Bool {
-            TrafficScripts.count(try run(["python3", "-c", TrafficScripts.tcpProbe(ip: ip, port: port)]).out) == 1
-        }
-
-        func tearDown() {
-            if let eps = try? json(["endpoint", "list"]) as? [[String: Any]] {
-                for e in eps { _ = try? cli(["endpoint", "delete", String(e["id"] as? Int ?? 0)]) }
-            }
-            if let p = agent { p.terminate(); p.waitUntilExit() }
-            if let names = try? FileManager.default.contentsOfDirectory(atPath: bpfRoot) { for n in names { unlink(bpfRoot + "/" + n) } }
-            rmdir(bpfRoot)
-            try? FileManager.default.removeItem(atPath: dir)
+            TrafficScripts.count(try runCommand(["python3", "-c", TrafficScripts.tcpProbe(ip: ip, port: port)]).out) == 1
         }
     }
 

@@ -37,7 +37,7 @@ struct ObservabilityTests {
     }
 
     static func metrics(_ h: Harness) throws -> String {
-        try h.run(["curl", "-sf", "http://127.0.0.1:\(h.metricsPort)/metrics"]).out
+        try runCommand(["curl", "-sf", "http://127.0.0.1:\(h.metricsPort ?? 0)/metrics"]).out
     }
 
     /// The value of one sample line (`name{labels} value`), labels given in Prometheus' sorted order.
@@ -143,7 +143,7 @@ struct ObservabilityTests {
     /// The Python interpreter with grpcio and grpcio-tools (scripts/test.sh makes it), or nil.
     static var interopPython: String? {
         let path = ProcessInfo.processInfo.environment["MEMBRANE_INTEROP_PYTHON"]
-            ?? AgentTests.repo.appendingPathComponent(".build/interop-venv/bin/python3").path
+            ?? BuiltProducts.repo.appendingPathComponent(".build/interop-venv/bin/python3").path
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }
 
@@ -158,8 +158,8 @@ struct ObservabilityTests {
             }
             return
         }
-        let script = AgentTests.repo.appendingPathComponent("Tests/Interop/hubble_grpc_client.py").path
-        let r = try h.run([python, script, h.hubbleSocket, "1000"])
+        let script = BuiltProducts.repo.appendingPathComponent("Tests/Interop/hubble_grpc_client.py").path
+        let r = try runCommand([python, script, h.hubbleSocket, "1000"])
         #expect(r.status == 0, "\(r.err)")
         let lines = r.out.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(lines.first?["health"] as? String == "SERVING")
@@ -201,7 +201,7 @@ struct ObservabilityTests {
         // A second loader of the same object adopts the agent's pinned maps: its programs write into the
         // agent's ring buffer and counters, run by the kernel's test-run facility (no interface: drop 172).
         let object = URL(fileURLWithPath: h.dir).appendingPathComponent("burst.o")
-        try BPFDatapath.compile(source: AgentTests.repo.appendingPathComponent("bpf/membrane.c"), output: object)
+        try BPFDatapath.compile(source: BuiltProducts.repo.appendingPathComponent("bpf/membrane.c"), output: object)
         let datapath = try BPFDatapath(objectFile: object, root: h.bpfRoot)
         let packet = BPFDatapath.tcpSynPacket(source: [10, 241, 2, 9], destination: [10, 241, 2, 10], sourcePort: 1234, destinationPort: 80)
         let total = 1_000_000

@@ -8,44 +8,10 @@ import Testing
 @Suite(.serialized)
 struct CNIPluginTests {
     static let privileged = getuid() == 0 || ProcessInfo.processInfo.environment["CI"] != nil
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static func binary(_ name: String) -> String {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
-        return FileManager.default.isExecutableFile(atPath: beside.path) ? beside.path : repo.appendingPathComponent(".build/debug/\(name)").path
-    }
 
     @Test func privilegedSkipNotice() {
         if !Self.privileged { print("CNIPluginTests: skipping privileged CNI tests (not root and CI unset)") }
     }
-
-    struct Run {
-        var status: Int32
-        var out: String
-        var err: String
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any] ?? [:] }
-    }
-
-    /// Runs a program with exactly `env` (plus PATH) and `stdin`.
-    static func run(_ path: String, _ args: [String] = [], env: [String: String]? = nil, stdin: String? = nil) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        if var env {
-            env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
-            p.environment = env
-        }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out; p.standardError = err; p.standardInput = input
-        try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
-    }
-
-    static func sh(_ argv: [String], stdin: String? = nil) throws -> Run { try run("/usr/bin/env", argv, stdin: stdin) }
 
     static func config(socket: String, version: String = "1.0.0", extra: String = "") -> String {
         """
@@ -55,14 +21,14 @@ struct CNIPluginTests {
 
     /// Runs the plugin: a command, the runtime's variables, and a configuration.
     static func cni(_ command: String?, containerID: String? = nil, netns: String? = nil, ifname: String? = "eth0",
-                    args: String? = nil, config: String) throws -> Run {
+                    args: String? = nil, config: String) throws -> ProcessResult {
         var env: [String: String] = ["CNI_PATH": "/opt/cni/bin"]
         env["CNI_COMMAND"] = command
         env["CNI_CONTAINERID"] = containerID
         env["CNI_NETNS"] = netns
         env["CNI_IFNAME"] = ifname
         env["CNI_ARGS"] = args
-        return try run(binary("membrane-cni"), env: env, stdin: config)
+        return try runProcess(BuiltProducts.path("membrane-cni"), env: env, stdin: config)
     }
 
     // MARK: Without an agent
@@ -79,7 +45,7 @@ struct CNIPluginTests {
     @Test func errorsCarryTheSpecificationsCodes() throws {
         let socket = "/nonexistent/membrane-cnitest.sock"
         let good = Self.config(socket: socket)
-        func expectError(_ r: Run, code: Int, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        func expectError(_ r: ProcessResult, code: Int, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
             #expect(r.status != 0, "\(what): exit status", sourceLocation: sourceLocation)
             #expect(r.json["code"] as? Int == code, "\(what): \(r.out)", sourceLocation: sourceLocation)
             #expect(!(r.json["msg"] as? String ?? "").isEmpty && r.json["cniVersion"] != nil, "\(what): \(r.out)", sourceLocation: sourceLocation)
@@ -104,64 +70,22 @@ struct CNIPluginTests {
     // MARK: With an agent
 
     /// An agent with its own socket, state, bpf root and pod CIDR, and the network namespaces the test made.
-    final class Harness: @unchecked Sendable {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mb-cni-\(getpid())-\(UUID().uuidString.prefix(6))").path
-        let bpfRoot = "/sys/fs/bpf/membrane-cnitest-\(getpid())"
-        var socket: String { dir + "/membrane.sock" }
-        var manifests: String { dir + "/manifests" }
-        let cidr: String
-        var agent: Process?
+    /// An agent of the test's own (see `AgentProcess`, no metrics), with the namespaces, host interfaces and
+    /// servers the test makes, all removed by `tearDown`.
+    final class Harness: AgentProcess, @unchecked Sendable {
         var namespaces: [String] = []
         var hostInterfaces: [String] = []
         var processes: [Process] = []
 
         init(cidr: String) throws {
-            self.cidr = cidr
-            try FileManager.default.createDirectory(atPath: manifests, withIntermediateDirectories: true)
-            try start()
+            try super.init(name: "cnitest", cidr: cidr, metrics: false)
         }
-
-        func start() throws {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: CNIPluginTests.binary("membrane-agent"))
-            p.arguments = ["--socket", socket, "--state-dir", dir + "/state", "--bpf-root", bpfRoot, "--pod-cidr", cidr,
-                           "--manifests", manifests, "--bpf-source", CNIPluginTests.repo.appendingPathComponent("bpf/membrane.c").path,
-                           "--hubble-socket", dir + "/hubble.sock", "--hubble-listen-address", "", "--prometheus-serve-addr", ""]
-            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
-            try p.run()
-            agent = p
-            for _ in 0..<100 {
-                if (try? cli(["status", "-o", "json"]).status) == 0 { return }
-                Thread.sleep(forTimeInterval: 0.1)
-            }
-            Issue.record("the agent did not come up")
-        }
-
-        func kill9() {
-            guard let p = agent else { return }
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            agent = nil
-        }
-
-        @discardableResult
-        func cli(_ args: [String], stdin: String? = nil) throws -> Run {
-            try CNIPluginTests.run(CNIPluginTests.binary("membrane"), args, env: ["MEMBRANE_SOCKET": socket], stdin: stdin)
-        }
-
-        func json(_ args: [String]) throws -> Any {
-            let r = try cli(args + ["-o", "json"])
-            #expect(r.status == 0, "\(args): \(r.err)")
-            return try JSONSerialization.jsonObject(with: Data(r.out.utf8))
-        }
-
-        func endpoints() throws -> [[String: Any]] { try json(["endpoint", "list"]) as? [[String: Any]] ?? [] }
 
         /// A network namespace made as a runtime makes it (`ip netns add`); its path.
         func netns() throws -> String {
             let name = "cnitest-\(getpid())-\(namespaces.count + 1)"
             namespaces.append(name)
-            let r = try CNIPluginTests.sh(["ip", "netns", "add", name])
+            let r = try runCommand(["ip", "netns", "add", name])
             #expect(r.status == 0, "ip netns add \(name): \(r.err)")
             return "/var/run/netns/\(name)"
         }
@@ -195,21 +119,15 @@ struct CNIPluginTests {
         }
 
         func connects(from netns: String, to ip: String, port: Int) throws -> Int {
-            TrafficScripts.count(try CNIPluginTests.sh(["nsenter", "--net=\(netns)", "python3", "-c", TrafficScripts.tcpProbe(ip: ip, port: port)]).out)
+            TrafficScripts.count(try runCommand(["nsenter", "--net=\(netns)", "python3", "-c", TrafficScripts.tcpProbe(ip: ip, port: port)]).out)
         }
 
-        func tearDown() {
+        override func tearDown() {
             // SIGKILL: children of the test runner may inherit an ignored SIGTERM.
             for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
-            if let eps = try? endpoints() {
-                for e in eps { _ = try? cli(["endpoint", "delete", String(e["id"] as? Int ?? 0)]) }
-            }
-            if let p = agent { p.terminate(); p.waitUntilExit() }
-            for name in hostInterfaces where if_nametoindex(name) != 0 { _ = try? CNIPluginTests.sh(["ip", "link", "del", "dev", name]) }
-            for name in namespaces { _ = try? CNIPluginTests.sh(["ip", "netns", "del", name]) }
-            if let names = try? FileManager.default.contentsOfDirectory(atPath: bpfRoot) { for n in names { unlink(bpfRoot + "/" + n) } }
-            rmdir(bpfRoot)
-            try? FileManager.default.removeItem(atPath: dir)
+            super.tearDown()
+            for name in hostInterfaces where if_nametoindex(name) != 0 { _ = try? runCommand(["ip", "link", "del", "dev", name]) }
+            for name in namespaces { _ = try? runCommand(["ip", "netns", "del", name]) }
         }
     }
 
@@ -260,9 +178,9 @@ struct CNIPluginTests {
         #expect(Set([webIP, dbIP, otherIP]).count == 3)
 
         // The namespace got eth0 with the address, and the default route.
-        let addr = try Self.sh(["ip", "-n", h.namespaces[0], "-o", "-4", "addr", "show", "dev", "eth0"])
+        let addr = try runCommand(["ip", "-n", h.namespaces[0], "-o", "-4", "addr", "show", "dev", "eth0"])
         #expect(addr.out.contains("inet \(webIP)/32"), "\(addr.out)")
-        let route = try Self.sh(["ip", "-n", h.namespaces[0], "route", "show", "default"])
+        let route = try runCommand(["ip", "-n", h.namespaces[0], "route", "show", "default"])
         #expect(route.out.contains("via 169.254.1.1 dev eth0"), "\(route.out)")
 
         // The agent lists them like any endpoint; labels from the args, the config and the manifests' Pod.
@@ -307,7 +225,7 @@ struct CNIPluginTests {
         #expect(try h.connects(from: webNS, to: dbIP, port: 5432) == 1)
 
         // CHECK fails once the interface is gone.
-        #expect(try Self.sh(["ip", "-n", h.namespaces[2], "link", "del", "dev", "eth0"]).status == 0)
+        #expect(try runCommand(["ip", "-n", h.namespaces[2], "link", "del", "dev", "eth0"]).status == 0)
         let broken = try Self.cni("CHECK", containerID: "other-ctr-1", netns: otherNS, config: h.config)
         #expect(broken.status != 0 && broken.json["code"] as? Int == 103, "\(broken.out)")
         #expect((broken.json["details"] as? String ?? "").contains("eth0"), "\(broken.out)")
@@ -319,16 +237,16 @@ struct CNIPluginTests {
         let del = try Self.cni("DEL", containerID: "web-ctr-1", netns: webNS, config: h.config)
         #expect(del.status == 0 && del.out.isEmpty, "\(del.out)")
         #expect(if_nametoindex(host) == 0, "host veth \(host) removed")
-        #expect(try Self.sh(["ip", "-4", "route", "show", "exact", "\(webIP)/32"]).out.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        #expect(try runCommand(["ip", "-4", "route", "show", "exact", "\(webIP)/32"]).out.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: h.bpfRoot + "/policy_\(webEndpoint["id"] as? Int ?? 0)"))
         #expect(FileManager.default.fileExists(atPath: webNS), "the runtime's namespace is left alone")
-        #expect(try Self.sh(["ip", "-n", h.namespaces[0], "link", "show", "dev", "eth0"]).status != 0)
+        #expect(try runCommand(["ip", "-n", h.namespaces[0], "link", "show", "dev", "eth0"]).status != 0)
         #expect(try h.endpoints().map { $0["name"] as? String } == ["db"])
         let again = try Self.cni("DEL", containerID: "web-ctr-1", netns: webNS, config: h.config)
         #expect(again.status == 0, "a second DEL succeeds: \(again.out)")
 
         // DEL after the runtime removed the namespace succeeds too.
-        #expect(try Self.sh(["ip", "netns", "del", h.namespaces[1]]).status == 0)
+        #expect(try runCommand(["ip", "netns", "del", h.namespaces[1]]).status == 0)
         #expect(try Self.cni("DEL", containerID: "db-ctr-1", netns: dbNS, config: h.config).status == 0)
         #expect(try h.endpoints().isEmpty)
         for name in h.hostInterfaces { #expect(if_nametoindex(name) == 0, "\(name) left behind") }
@@ -384,7 +302,7 @@ struct CNIPluginTests {
         h.kill9()
         let offline = try Self.cni("DEL", containerID: "ctr-b", netns: b, config: h.config)
         #expect(offline.status == 0, "\(offline.out)")
-        #expect(try Self.sh(["nsenter", "--net=\(b)", "ip", "link", "show", "dev", "eth0"]).status != 0)
+        #expect(try runCommand(["nsenter", "--net=\(b)", "ip", "link", "show", "dev", "eth0"]).status != 0)
         #expect(if_nametoindex(bHost) == 0)
         try h.start()
         #expect(try h.endpoints().isEmpty)

@@ -133,7 +133,7 @@ struct ObservabilityTests {
         #expect(Self.sample(after, #"cilium_endpoint_state{endpoint_state="ready"}"#) == 3)
         #expect((Self.sample(after, #"cilium_identity{type="cluster_local"}"#) ?? 0) >= 3)
         #expect(after.contains(#"cilium_bpf_map_pressure{map_name="ipcache"}"#))
-        #expect(after.contains(#"hubble_flows_processed_total{subtype="",type="PolicyVerdict",verdict="FORWARDED"}"#))
+        #expect(after.contains(#"hubble_flows_processed_total{protocol="TCP",subtype="",type="PolicyVerdict",verdict="FORWARDED"}"#))
 
         let bad = try h.cli(["policy", "apply", "-f", "-"], stdin: Self.policies.replacingOccurrences(of: "ingressDeny", with: "ingressDenny"))
         #expect(bad.status != 0)
@@ -213,7 +213,7 @@ struct ObservabilityTests {
         for _ in 0..<100 {
             Thread.sleep(forTimeInterval: 0.2)
             let m = try Self.metrics(h)
-            flows = Self.sample(m, #"hubble_flows_processed_total{subtype="",type="Drop",verdict="DROPPED"}"#) ?? 0
+            flows = Self.sample(m, #"hubble_flows_processed_total{protocol="TCP",subtype="",type="Drop",verdict="DROPPED"}"#) ?? 0
             lost = Self.sample(m, #"hubble_lost_events_total{source="PERF_EVENT_RING_BUFFER"}"#) ?? 0
             if flows + lost >= Double(total) { break }
         }

@@ -62,16 +62,17 @@ public final class FlowPipeline: @unchecked Sendable {
     /// hubble_flows_processed_total, hubble_drop_total and cilium_policy_verdict_total, aggregated per batch in
     /// small integer-indexed tables (label dictionaries are built once per batch, not once per flow).
     private func count(_ batch: EventFlows) {
-        var processed = [Int](repeating: 0, count: 3 * 8)          // type × verdict
+        var processed = [Int](repeating: 0, count: 3 * 8 * 8)      // type × verdict × protocol
         var verdicts = [Int](repeating: 0, count: 2 * 7 * 3)       // direction × match × action
         var drops: [Int: Int] = [:]                                // reason × 8 + protocol
         for i in 0..<batch.count {
             let f = batch.eventFlow(i)
             let verdict = f.verdict
-            processed[(f.kind == .drop ? 2 : 1) * 8 + min(7, verdict.rawValue)] += 1
+            let proto = FlowPipeline.protocolIndex(f.event.proto)
+            processed[((f.kind == .drop ? 2 : 1) * 8 + min(7, verdict.rawValue)) * 8 + proto] += 1
             if f.kind == .drop {
                 let reason = Flow_DropReason(rawValue: Int(f.dropReason)) ?? .unknown
-                drops[reason.rawValue * 8 + FlowPipeline.protocolIndex(f.event.proto), default: 0] += 1
+                drops[reason.rawValue * 8 + proto, default: 0] += 1
             } else {
                 let action = verdict == .forwarded ? 0 : verdict == .audit ? 2 : 1
                 verdicts[((f.egress ? 1 : 0) * 7 + min(6, Int(f.policyMatchType))) * 3 + action] += 1
@@ -79,8 +80,9 @@ public final class FlowPipeline: @unchecked Sendable {
         }
         let types = ["L3_L4", "PolicyVerdict", "Drop"], actions = ["allow", "deny", "audit"]
         for (i, n) in processed.enumerated() where n > 0 {
-            let verdict = FlowPrinter.verdictName(Flow_Verdict(rawValue: i % 8) ?? .unknown)
-            metrics.add("hubble_flows_processed_total", ["type": types[i / 8], "subtype": "", "verdict": verdict], Double(n))
+            let verdict = FlowPrinter.verdictName(Flow_Verdict(rawValue: i / 8 % 8) ?? .unknown)
+            metrics.add("hubble_flows_processed_total", ["type": types[i / 64], "subtype": "", "verdict": verdict,
+                                                         "protocol": FlowPipeline.protocolNames[i % 8]], Double(n))
         }
         for (key, n) in drops {
             let reason = FlowPipeline.dropReasonName(Flow_DropReason(rawValue: key / 8) ?? .unknown)

@@ -134,7 +134,7 @@ public final class Agent: @unchecked Sendable {
         let known = Set(kept.map(\.plumbing.hostIfindex))
         for key in datapath.endpoints.keys() {
             let ifindex = Int32(bitPattern: UInt32(key[0]) | UInt32(key[1]) << 8 | UInt32(key[2]) << 16 | UInt32(key[3]) << 24)
-            if !known.contains(ifindex) { try? datapath.endpoints.delete(key) }
+            if !known.contains(ifindex) { _ = try? datapath.endpoints.delete(key) }
         }
         let ids = Set(kept.map(\.id))
         for name in (try? FileManager.default.contentsOfDirectory(atPath: config.bpfRoot)) ?? [] where name.hasPrefix("policy_") {

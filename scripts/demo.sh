@@ -99,8 +99,8 @@ probe production/api-consumer $BACKEND 8080
 probe production/backend $DB 5432
 probe development/dev-shell $DB 5432
 sleep 0.3
-note "The flows, as 'hubble observe' prints them, with the policies that decided each verdict."
-step $M observe --server $HUBBLE --last 30 --type policy-verdict --print-policy-names
+note "The flows between endpoints (the host's readiness probes left out with --not), as 'hubble observe' prints them, with the policies that decided each verdict."
+step $M observe --server $HUBBLE --last 30 --type policy-verdict --not --from-identity host --print-policy-names
 note "Drops only, as JSON (the same JSON as 'hubble observe -o json'); the real hubble CLI works too:"
 note "  hubble observe --server $HUBBLE --verdict DROPPED"
 step bash -c "$M observe --server $HUBBLE --verdict DROPPED --type drop --last 1 -o json"

@@ -2,7 +2,7 @@ import HubbleAPI
 
 /// Flows the store keeps as their source reported them and builds only when read.
 ///
-/// Building a protobuf `Flow` costs about a microsecond (every nested message and string is its own
+/// Building a protobuf `Flow` costs microseconds (every nested message and string is its own
 /// allocation), which would cap the datapath's event rate into the store far below a million per second.
 /// Most stored flows are overwritten before anyone reads them, so the datapath appends its decoded events
 /// as a batch and the store builds a flow, or writes its response bytes, only for a reader.

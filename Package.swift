@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "PolicyAPITests", dependencies: ["PolicyAPI"], exclude: ["Invalid", "Valid"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "PolicyAPI", "MembraneTestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Policy", "PolicyAPI", "MembraneTestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["membrane"]),
+        .testTarget(name: "CLITests", dependencies: ["membrane", "MembraneTestSupport"]),
         .testTarget(name: "AgentTests", dependencies: ["membrane", "membrane-agent", "MembraneTestSupport", "Datapath"]),
         .testTarget(name: "CNITests", dependencies: ["CNI", "membrane-cni", "membrane", "membrane-agent", "MembraneTestSupport"]),
         /// The traffic tests also run the `membrane` CLI (`policy trace`) on the manifests they enforce.

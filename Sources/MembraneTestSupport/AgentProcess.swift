@@ -11,11 +11,13 @@ public struct ProcessResult: Sendable {
 }
 
 /// Runs a program to its end, feeding it `stdin`. With `env`, the program gets exactly that environment
-/// (plus PATH); without, it inherits this process's.
-public func runProcess(_ path: String, _ args: [String] = [], env: [String: String]? = nil, stdin: String? = nil) throws -> ProcessResult {
+/// (plus PATH); without, it inherits this process's. With `directory`, it runs there.
+public func runProcess(_ path: String, _ args: [String] = [], env: [String: String]? = nil, directory: URL? = nil,
+                       stdin: String? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
+    p.currentDirectoryURL = directory
     if var env {
         env["PATH"] = env["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
         p.environment = env
@@ -129,4 +131,19 @@ open class AgentProcess: @unchecked Sendable {
 /// Runs a command found on PATH (`argv[0]`) with the inherited environment.
 public func runCommand(_ argv: [String], stdin: String? = nil) throws -> ProcessResult {
     try runProcess("/usr/bin/env", argv, stdin: stdin)
+}
+
+/// Policies the agent suites apply through the CLI.
+public enum TestPolicies {
+    /// prod/db: only app=web may reach app=db, on 5432/TCP.
+    public static let db = """
+        apiVersion: cilium.io/v2
+        kind: CiliumNetworkPolicy
+        metadata: {name: db, namespace: prod}
+        spec:
+          endpointSelector: {matchLabels: {app: db}}
+          ingress:
+          - fromEndpoints: [{matchLabels: {app: web}}]
+            toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
+        """
 }

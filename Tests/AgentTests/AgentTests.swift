@@ -53,17 +53,6 @@ struct AgentTests {
         }
     }
 
-    static let dbPolicy = """
-        apiVersion: cilium.io/v2
-        kind: CiliumNetworkPolicy
-        metadata: {name: db, namespace: prod}
-        spec:
-          endpointSelector: {matchLabels: {app: db}}
-          ingress:
-          - fromEndpoints: [{matchLabels: {app: web}}]
-            toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
-        """
-
     @Test(.enabled(if: privileged, "needs root (or CI)"))
     func endpointsPoliciesAndLabelsThroughTheCLI() throws {
         let h = try Harness(cidr: "10.203.1.0/24")
@@ -79,12 +68,12 @@ struct AgentTests {
         #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 1, "no policy yet")
 
         // An invalid policy is rejected with the validator's error and changes nothing.
-        let bad = try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy.replacingOccurrences(of: "toPorts", with: "toPort"))
+        let bad = try h.cli(["policy", "apply", "-f", "-"], stdin: TestPolicies.db.replacingOccurrences(of: "toPorts", with: "toPort"))
         #expect(bad.status != 0)
         #expect(bad.err.contains("unknown field \"toPort\""))
         #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 1)
 
-        #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy).status == 0)
+        #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: TestPolicies.db).status == 0)
         #expect(try h.connects(from: "prod/web", to: dbIP, port: 5432) == 1)
         #expect(try h.connects(from: "prod/other", to: dbIP, port: 5432) == 0)
         #expect(try h.hostConnects(to: dbIP, port: 5432), "the local host may reach local endpoints (allow-localhost)")
@@ -136,7 +125,7 @@ struct AgentTests {
         let db = try h.create("prod", "db", labels: "app=db")
         let other = try h.create("prod", "other", labels: "app=other")
         let dbIP = db["ipv4"] as? String ?? ""
-        #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy).status == 0)
+        #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: TestPolicies.db).status == 0)
         let server = try h.serve("prod/db", ip: dbIP, port: 5432, seconds: 40)
         defer { server.terminate() }
 

@@ -1,30 +1,11 @@
 import Foundation
+import MembraneTestSupport
 import Testing
 
-/// Runs the real `membrane` executable, as users and CI scripts do.
+/// Runs the real `membrane` executable from the checkout, as users and CI scripts do.
 enum CLI {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static var binary: URL {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("membrane")
-        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
-        return root.appendingPathComponent(".build/debug/membrane")
-    }
-
-    static func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.currentDirectoryURL = root
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out; p.standardError = err; p.standardInput = input
-        try p.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    static func run(_ args: [String], stdin: String? = nil) throws -> ProcessResult {
+        try runProcess(BuiltProducts.path("membrane"), args, directory: BuiltProducts.repo, stdin: stdin)
     }
 
     static func json(_ text: String) throws -> [String: Any] {

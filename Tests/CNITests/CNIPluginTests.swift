@@ -131,17 +131,6 @@ struct CNIPluginTests {
         }
     }
 
-    static let dbPolicy = """
-        apiVersion: cilium.io/v2
-        kind: CiliumNetworkPolicy
-        metadata: {name: db, namespace: prod}
-        spec:
-          endpointSelector: {matchLabels: {app: db}}
-          ingress:
-          - fromEndpoints: [{matchLabels: {app: web}}]
-            toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
-        """
-
     @Test(.enabled(if: privileged, "needs root (or CI)"))
     func addEnforceCheckAndDelete() throws {
         let h = try Harness(cidr: "10.231.0.0/24")
@@ -201,7 +190,7 @@ struct CNIPluginTests {
         // Policy applied through the CLI is enforced between CNI-added pods.
         try h.serve(netns: dbNS, ip: dbIP, port: 5432)
         #expect(try h.connects(from: otherNS, to: dbIP, port: 5432) == 1, "no policy yet")
-        #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: Self.dbPolicy).status == 0)
+        #expect(try h.cli(["policy", "apply", "-f", "-"], stdin: TestPolicies.db).status == 0)
         #expect(try h.connects(from: webNS, to: dbIP, port: 5432) == 1, "web → db:5432 allowed")
         #expect(try h.connects(from: otherNS, to: dbIP, port: 5432) == 0, "other → db:5432 denied (times out)")
 

@@ -209,14 +209,7 @@ struct DetachTests {
         defer { BPFDatapath.unpinAll(root: root) }
         let e = try Plumbing.createEndpoint(id: 3790, name: "detach", ipv4: "10.200.79.90")
         defer { try? Plumbing.deleteEndpoint(e) }
-        func filters() throws -> String {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["tc", "filter", "show", "dev", e.hostInterface, "ingress"]
-            let out = Pipe(); p.standardOutput = out; p.standardError = Pipe()
-            try p.run(); p.waitUntilExit()
-            return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        }
+        func filters() throws -> String { try runCommand(["tc", "filter", "show", "dev", e.hostInterface, "ingress"]).out }
         try datapath.installEndpoint(ifindex: e.hostIfindex, id: 3790, identity: 300, audit: false)
         #expect(try filters().contains("from_container"))
         try datapath.removeEndpoint(ifindex: e.hostIfindex, id: 3790)

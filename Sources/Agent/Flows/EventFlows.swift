@@ -36,8 +36,7 @@ final class EventFlows: FlowBatch {
 
     func eventFlow(_ i: Int) -> EventFlow {
         let (event, kind) = index[i]
-        let e = events[Int(event)]
-        return EventFlow(event: e, kind: kind, timeNs: Int64(bitPattern: e.monotonicNs) &+ wallClockOffsetNs)
+        return EventFlow(event: events[Int(event)], kind: kind, timeNs: timeNs(i))
     }
 
     func timeNs(_ i: Int) -> Int64 { Int64(bitPattern: events[Int(index[i].event)].monotonicNs) &+ wallClockOffsetNs }
